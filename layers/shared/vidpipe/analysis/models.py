@@ -1,0 +1,239 @@
+"""Step inputs and outputs of the Analysis state machine, and the JSON
+documents the steps leave in S3 (segment manifests, chunk results).
+
+Step payloads stay small (Step Functions allows 256 KB): frames travel as S3
+keys inside the manifests, never through the state machine.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["uniform", "scene", "keyframes"]
+
+
+class Step(BaseModel):
+    """Step events ignore extra fields: the state machine may pass more than a step reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- state input
+
+
+class AnalysisOptions(Step):
+    sampling: Strategy | None = None
+    fps: float | None = Field(default=None, gt=0, le=30)
+    model: str | None = None
+    budget_usd: Decimal | None = Field(default=None, ge=0)
+    frames_per_chunk: int | None = Field(default=None, ge=1, le=64)
+
+
+class VideoInfo(Step):
+    """What the probe found. ``width``/``height`` are as displayed (rotation applied)."""
+
+    duration_s: float
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    codec: str
+    rotation: int = 0
+    size_bytes: int
+
+
+# ---------------------------------------------------------------- plan
+
+
+class Segment(Step):
+    index: int
+    start_s: float
+    end_s: float
+    max_frames: int  # extraction never keeps more: the reservation is an upper bound
+
+
+class ExtractSpec(Step):
+    strategy: Strategy
+    fps: float
+    frame_width: int
+    frame_height: int
+    frames_per_chunk: int
+
+
+class AnalyzeSpec(Step):
+    model: str
+    provider: str  # the rate-limit bucket and ledger provider name
+    detail: str  # OpenAI image detail ("low" / "high")
+
+
+class Estimate(Step):
+    frames: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+class Plan(Step):
+    reservation_id: str
+    extract: ExtractSpec
+    analyze: AnalyzeSpec
+    segments: list[Segment]
+    estimate: Estimate
+
+
+# ---------------------------------------------------------------- step events
+
+
+class JobRef(Step):
+    job_id: str = Field(min_length=1)
+
+
+class ProbeEvent(JobRef):
+    bucket: str
+    key: str
+
+
+class PlanEvent(JobRef):
+    video: VideoInfo
+    options: AnalysisOptions = AnalysisOptions()
+
+
+class ExtractEvent(JobRef):
+    bucket: str
+    key: str
+    segment: Segment
+    extract: ExtractSpec
+
+
+class ExtractResult(Step):
+    manifest_key: str
+    frames: int
+    chunks: list[int]  # chunk indices: the inner Map's items
+
+
+class AnalyzeEvent(JobRef):
+    manifest_key: str
+    chunk: int = Field(ge=0)
+    analyze: AnalyzeSpec
+
+
+class AnalyzeResult(Step):
+    chunk_key: str
+    frames: int
+    input_tokens: int
+    output_tokens: int
+    reused: bool  # the chunk was already analyzed (a retried or redriven execution)
+
+
+class SummarizeEvent(JobRef):
+    bucket: str
+    key: str
+    video: VideoInfo
+    plan: Plan
+
+
+class SummarizeResult(Step):
+    report_key: str
+    report_md_key: str
+    contact_sheet_key: str
+    scenes: int
+    spend: dict
+
+
+# ---------------------------------------------------------------- S3 documents
+
+
+class FrameRef(Step):
+    n: int  # position in the segment's manifest
+    timestamp_s: float
+    shot: int  # shot index within the segment (0 before the segment's first cut)
+    key: str
+    width: int
+    height: int
+
+
+class Manifest(Step):
+    job_id: str
+    segment: Segment
+    strategy: Strategy
+    frames_sampled: int  # sampled before near-duplicates were dropped
+    frames: list[FrameRef]
+    cuts: list[float]  # absolute timestamps of the cuts detected inside the segment
+    frames_per_chunk: int
+
+    @property
+    def chunk_count(self) -> int:
+        return -(-len(self.frames) // self.frames_per_chunk)
+
+    def chunk(self, index: int) -> list[FrameRef]:
+        if not 0 <= index < self.chunk_count:
+            raise IndexError(f"segment {self.segment.index} has {self.chunk_count} chunks, not chunk {index}")
+        start = index * self.frames_per_chunk
+        return self.frames[start:start + self.frames_per_chunk]
+
+
+class FrameAnalysis(BaseModel):
+    """The model's answer for one frame (strict structured output)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="the frame's index as labelled in the request")
+    description: str = Field(description="one or two sentences on what the frame shows")
+    subjects: list[str] = Field(description="people, animals or objects in focus")
+    actions: list[str] = Field(description="what is happening")
+    setting: str = Field(description="where it takes place")
+    text_on_screen: str = Field(description="legible text, empty if none")
+    tags: list[str] = Field(description="short lowercase keywords")
+
+
+class ChunkAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frames: list[FrameAnalysis]
+
+
+class AnalyzedFrame(FrameAnalysis):
+    model_config = ConfigDict(extra="ignore")
+
+    segment: int
+    n: int
+    timestamp_s: float
+    key: str
+
+
+class ChunkResult(Step):
+    job_id: str
+    segment: int
+    chunk: int
+    model: str
+    frames: list[AnalyzedFrame]
+    input_tokens: int
+    output_tokens: int
+    request_id: str | None = None
+
+
+class SummaryAnswer(BaseModel):
+    """The reduce call's answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str = Field(description="a short paragraph on the whole video")
+    tags: list[str] = Field(description="short lowercase keywords for the whole video")
+
+
+class Scene(BaseModel):
+    index: int
+    start_s: float
+    end_s: float
+    keyframe_s: float
+    keyframe_key: str  # the analyzed frame shown on the contact sheet
+    description: str
+    subjects: list[str]
+    actions: list[str]
+    text_on_screen: list[str]
+    tags: list[str]
+    frames: int  # analyzed frames inside the scene

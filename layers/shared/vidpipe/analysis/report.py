@@ -1,0 +1,144 @@
+"""The Summarize step: read what extraction and analysis left in S3, stitch
+the scenes, reduce them to a summary, settle the spend, and write
+report.json, report.md and contact_sheet.jpg (each a single whole-object put).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+
+from vidpipe.accounting import Accounting
+from vidpipe.analysis import keys
+from vidpipe.analysis.models import (
+    AnalyzedFrame,
+    ChunkResult,
+    Manifest,
+    Scene,
+    SummarizeEvent,
+    SummarizeResult,
+    SummaryAnswer,
+)
+from vidpipe.analysis.objects import get_bytes, get_model, put_bytes, put_json
+from vidpipe.analysis.summarize import Reducer, build_scenes, clock, scene_line
+from vidpipe.jobs import json_safe, now_iso
+from vidpipe.providers.chat import ChatClient
+
+# (images, captions) -> JPEG bytes of a captioned grid (vidpipe.media.make_contact_sheet).
+ContactSheetFn = Callable[[list[bytes], list[str]], bytes]
+
+MAX_SHEET_TILES = 64  # a longer video's sheet shows scenes spread evenly over it
+
+
+def load_results(s3, bucket: str, event: SummarizeEvent) -> tuple[list[Manifest], list[AnalyzedFrame]]:
+    """Every segment's manifest and every analyzed frame, in segment order."""
+    manifests = [get_model(s3, bucket, keys.manifest_key(event.job_id, seg.index), Manifest)
+                 for seg in event.plan.segments]
+    frames = [frame
+              for manifest in manifests
+              for chunk in range(manifest.chunk_count)
+              for frame in get_model(s3, bucket, keys.chunk_key(event.job_id, manifest.segment.index, chunk),
+                                     ChunkResult).frames]
+    return manifests, frames
+
+
+def spend_figures(totals: dict) -> dict:
+    """The report's spend block from Accounting.settle()'s job totals."""
+    return {
+        "input_tokens": int(totals.get("input_tokens", 0)),
+        "output_tokens": int(totals.get("output_tokens", 0)),
+        "cost_usd": json_safe(Decimal(str(totals.get("cost_usd", 0)))),
+        "calls": int(totals.get("calls", 0)),
+    }
+
+
+def build_report(event: SummarizeEvent, manifests: list[Manifest], frames: list[AnalyzedFrame],
+                 scenes: list[Scene], summary: SummaryAnswer, spend: dict) -> dict:
+    plan, video = event.plan, event.video
+    return {
+        "job_id": event.job_id,
+        "status": "SUCCEEDED",
+        "created_at": now_iso(),
+        "source": {"bucket": event.bucket, "key": event.key},
+        "model": plan.analyze.model,
+        "video": {"duration_s": video.duration_s, "fps": video.fps, "width": video.width,
+                  "height": video.height, "codec": video.codec, "frame_count": video.frame_count},
+        "sampling": {
+            "strategy": plan.extract.strategy,
+            "fps": plan.extract.fps,
+            "frames_sampled": sum(m.frames_sampled for m in manifests),
+            "frames_analyzed": len(frames),
+            "frame_size": [plan.extract.frame_width, plan.extract.frame_height],
+            "detail": plan.analyze.detail,
+            "segments": len(manifests),
+        },
+        "scenes": [scene.model_dump(exclude={"keyframe_key"}) for scene in scenes],
+        "summary": summary.summary,
+        "tags": summary.tags,
+        "spend": {**spend, "estimate_usd": json_safe(plan.estimate.cost_usd)},
+    }
+
+
+def render_markdown(report: dict) -> str:
+    video, sampling, spend = report["video"], report["sampling"], report["spend"]
+    lines = [
+        f"# Video report: {report['source']['key']}",
+        "",
+        f"{clock(video['duration_s'])} long, {video['width']}x{video['height']} at {video['fps']:.3g} fps "
+        f"({video['codec']}). {len(report['scenes'])} scenes; {sampling['frames_analyzed']} frames analyzed "
+        f"by {report['model']} ({sampling['strategy']} sampling).",
+        "",
+        "## Summary",
+        "",
+        report["summary"] or "_No summary._",
+        "",
+    ]
+    if report["tags"]:
+        lines += [f"Tags: {', '.join(report['tags'])}", ""]
+    lines += ["## Scenes", "", "| # | Start | End | Description |", "|---|---|---|---|"]
+    for scene in report["scenes"]:
+        description = scene["description"].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {scene['index'] + 1} | {clock(scene['start_s'])} | {clock(scene['end_s'])} | {description} |")
+    lines += [
+        "",
+        "## Spend",
+        "",
+        f"{spend['calls']} provider calls, {spend['input_tokens']} input and {spend['output_tokens']} output "
+        f"tokens, ${spend['cost_usd']} (reserved estimate ${spend['estimate_usd']}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def sheet_scenes(scenes: list[Scene], limit: int = MAX_SHEET_TILES) -> list[Scene]:
+    if len(scenes) <= limit:
+        return scenes
+    step = (len(scenes) - 1) / (limit - 1)
+    return [scenes[round(i * step)] for i in range(limit)]
+
+
+def summarize_report(event: SummarizeEvent, s3, bucket: str, chat: ChatClient, accounting: Accounting,
+                     contact_sheet: ContactSheetFn) -> SummarizeResult:
+    manifests, frames = load_results(s3, bucket, event)
+    scenes = build_scenes(frames, [cut for m in manifests for cut in m.cuts], event.video.duration_s)
+    if scenes:
+        summary = Reducer(event.job_id, event.plan.analyze, chat, accounting).reduce([scene_line(s) for s in scenes])
+    else:
+        summary = SummaryAnswer(summary="", tags=[])
+    # Every provider call of the job is behind us: settle now so the report carries the final figures.
+    spend = spend_figures(accounting.settle(event.job_id, event.plan.reservation_id))
+    report = build_report(event, manifests, frames, scenes, summary, spend)
+
+    shown = sheet_scenes(scenes)
+    sheet = contact_sheet([get_bytes(s3, bucket, s.keyframe_key) for s in shown],
+                          [f"{s.index + 1}  {clock(s.keyframe_s)}" for s in shown])
+    result = SummarizeResult(report_key=keys.report_json_key(event.job_id),
+                             report_md_key=keys.report_md_key(event.job_id),
+                             contact_sheet_key=keys.contact_sheet_key(event.job_id),
+                             scenes=len(scenes), spend=spend)
+    put_bytes(s3, bucket, result.contact_sheet_key, sheet, "image/jpeg")
+    put_bytes(s3, bucket, result.report_md_key, render_markdown(report).encode(), "text/markdown; charset=utf-8")
+    # report.json last: its presence means the whole report is there.
+    put_json(s3, bucket, result.report_key, report)
+    return result

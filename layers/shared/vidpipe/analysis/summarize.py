@@ -1,0 +1,136 @@
+"""Map-reduce the chunk results into scenes and one video summary.
+
+Map (already done, in parallel): every chunk of frames was described.
+Stitch (no provider call): the cuts detected in every segment, merged in
+time order, bound the scenes; a segment boundary is not a cut, so a shot that
+runs across two segments stays one scene. Each analyzed frame falls in the
+scene its timestamp is in.
+Reduce: one chat call over the scene lines gives the summary and tags; when
+there are more scenes than fit one call, groups are reduced first and their
+summaries reduced again (a tree, not a serial refine).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable
+
+from vidpipe.accounting import Accounting
+from vidpipe.analysis.models import AnalyzedFrame, AnalyzeSpec, Scene, SummaryAnswer
+from vidpipe.analysis.ledger import call_recorder
+from vidpipe.providers.chat import ChatClient, text_part
+from vidpipe.providers.image_tokens import text_tokens
+
+REDUCE_PROMPT = (
+    "Below are the scenes of one video in time order, each with its time range and what was seen. "
+    "Write a short paragraph summarizing the whole video (what happens, in order), and give up to "
+    "ten short lowercase tags. Use only what the lines say. Answer with JSON only."
+)
+SCENE_LINE_TOKENS = 60  # a typical scene line; used for estimates
+REDUCE_OUTPUT_TOKENS = 400
+REDUCE_BATCH = 80  # scene lines per reduce call; more are reduced in groups first
+MIN_CUT_GAP_S = 0.25  # cuts closer than this are one transition (a fade detected twice)
+MAX_SCENE_SENTENCES = 3
+MAX_SCENE_TERMS = 8
+
+
+def scene_bounds(cuts: Iterable[float], duration_s: float) -> list[tuple[float, float]]:
+    """[start, end) intervals between the cuts, covering the whole video."""
+    merged: list[float] = []
+    for cut in sorted(c for c in cuts if MIN_CUT_GAP_S <= c <= duration_s - MIN_CUT_GAP_S):
+        if not merged or cut - merged[-1] >= MIN_CUT_GAP_S:
+            merged.append(cut)
+    edges = [0.0, *merged, duration_s]
+    return list(zip(edges, edges[1:]))
+
+
+def build_scenes(frames: list[AnalyzedFrame], cuts: Iterable[float], duration_s: float) -> list[Scene]:
+    """Scenes in time order, each with the frames analyzed inside it.
+
+    A scene in which no frame was analyzed (a shot shorter than the sampling
+    interval) has nothing to say: its time joins the scene before it (or the
+    one after, at the very start).
+    """
+    bounds = scene_bounds(cuts, duration_s)
+    starts = [start for start, _ in bounds]
+    groups: list[list[AnalyzedFrame]] = [[] for _ in bounds]
+    for frame in sorted(frames, key=lambda f: f.timestamp_s):
+        groups[max(0, bisect.bisect_right(starts, frame.timestamp_s) - 1)].append(frame)
+
+    spans: list[list] = []  # [start, end, frames]
+    for (start, end), group in zip(bounds, groups):
+        if group:
+            spans.append([start, end, group])
+        elif spans:
+            spans[-1][1] = end
+    if spans:
+        spans[0][0] = 0.0
+    return [_scene(i, start, end, group) for i, (start, end, group) in enumerate(spans)]
+
+
+def _scene(index: int, start: float, end: float, frames: list[AnalyzedFrame]) -> Scene:
+    keyframe = min(frames, key=lambda f: abs(f.timestamp_s - (start + end) / 2))
+    return Scene(
+        index=index, start_s=round(start, 3), end_s=round(end, 3), keyframe_s=round(keyframe.timestamp_s, 3),
+        keyframe_key=keyframe.key, description=_describe(frames), frames=len(frames),
+        subjects=_common(t for f in frames for t in f.subjects),
+        actions=_common(t for f in frames for t in f.actions),
+        text_on_screen=list(dict.fromkeys(f.text_on_screen.strip() for f in frames if f.text_on_screen.strip())),
+        tags=_common(t.lower() for f in frames for t in f.tags),
+    )
+
+
+def _describe(frames: list[AnalyzedFrame]) -> str:
+    """Distinct frame descriptions in time order, at most a few, spread over the scene."""
+    distinct = list(dict.fromkeys(f.description.strip() for f in frames if f.description.strip()))
+    if len(distinct) > MAX_SCENE_SENTENCES:
+        step = (len(distinct) - 1) / (MAX_SCENE_SENTENCES - 1)
+        distinct = [distinct[round(i * step)] for i in range(MAX_SCENE_SENTENCES)]
+    return " ".join(d if d.endswith((".", "!", "?")) else d + "." for d in distinct)
+
+
+def _common(terms: Iterable[str]) -> list[str]:
+    counts = Counter(t.strip() for t in terms if t.strip())
+    return [term for term, _ in counts.most_common(MAX_SCENE_TERMS)]
+
+
+def clock(seconds: float) -> str:
+    """123.4 → '2:03.4'; 3723 → '1:02:03.0'."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
+
+
+def scene_line(scene: Scene) -> str:
+    tags = f" [{', '.join(scene.tags[:5])}]" if scene.tags else ""
+    return f"Scene {scene.index + 1} ({clock(scene.start_s)}-{clock(scene.end_s)}): {scene.description}{tags}"
+
+
+class Reducer:
+    """Runs the reduce calls, recording each in the ledger under a stable key."""
+
+    def __init__(self, job_id: str, spec: AnalyzeSpec, chat: ChatClient, accounting: Accounting):
+        self.job_id, self.spec, self.chat, self.accounting = job_id, spec, chat, accounting
+
+    def reduce(self, lines: list[str], level: int = 0) -> SummaryAnswer:
+        if len(lines) <= REDUCE_BATCH:
+            return self._call(lines, f"reduce-{level}-0")
+        parts = []
+        for batch, start in enumerate(range(0, len(lines), REDUCE_BATCH)):
+            answer = self._call(lines[start:start + REDUCE_BATCH], f"reduce-{level}-{batch}")
+            parts.append(f"Part {batch + 1}: {answer.summary} [{', '.join(answer.tags[:5])}]")
+        return self.reduce(parts, level + 1)
+
+    def _call(self, lines: list[str], call_key: str) -> SummaryAnswer:
+        prompt = REDUCE_PROMPT + "\n\n" + "\n".join(lines)
+        expected = text_tokens(prompt)
+        answer, _ = self.chat.complete_structured(
+            self.spec.model, [{"role": "user", "content": [text_part(prompt)]}], SummaryAnswer,
+            name="video_summary", max_tokens=REDUCE_OUTPUT_TOKENS,
+            on_result=call_recorder(self.accounting, self.job_id, "summarize", call_key, self.spec,
+                                    expected_prompt_tokens=expected),
+            on_attempt=lambda _attempt: self.accounting.acquire(self.spec.provider,
+                                                                expected + REDUCE_OUTPUT_TOKENS),
+        )
+        return answer

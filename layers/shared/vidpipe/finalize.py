@@ -1,0 +1,50 @@
+"""The last step of both flows: settle the money, then record a terminal job state.
+
+Settling happens on failure too: whatever was spent is reconciled and the rest
+of the reservation goes back, so a failed job never leaks a reservation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from vidpipe.jobs import JobStatus
+from vidpipe.observability import logger
+from vidpipe.runtime import Deps
+
+
+class FinalizeInput(BaseModel):
+    job_id: str
+    outcome: str  # SUCCEEDED | FAILED
+    reservation_id: str | None = None
+    outputs: dict[str, Any] | None = None
+    details: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # a Catch's {"Error", "Cause"}
+
+
+def explain(error: dict | None) -> dict:
+    """Turn a Step Functions Catch output into {error, reason}: one readable line."""
+    if not error:
+        return {"error": "Unknown", "reason": "the job failed without an error description"}
+    name = error.get("Error", "Error")
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+        reason = parsed.get("errorMessage") or cause
+    except (json.JSONDecodeError, AttributeError):
+        reason = cause
+    return {"error": name, "reason": (reason or name).splitlines()[0][:1000]}
+
+
+def finalize(event: FinalizeInput, deps: Deps) -> dict:
+    totals = deps.accounting.settle(event.job_id, event.reservation_id)
+    if event.outcome == "SUCCEEDED":
+        status, error = JobStatus.SUCCEEDED, None
+    else:
+        status, error = JobStatus.FAILED, explain(event.error)
+        logger.warning("job failed", extra={"job_id": event.job_id, **error})
+    deps.jobs.update(event.job_id, status, outputs=event.outputs, details=event.details, error=error, spend=totals)
+    return {"job_id": event.job_id, "status": str(status), "error": error, "spend": totals}

@@ -1,0 +1,171 @@
+"""``POST /v1/chat/completions``: an OpenAI-compatible answer derived from
+the pixels received, with ``usage`` following the documented token rules.
+
+Prompt tokens = image tokens (``image_tokens`` with each image's real size,
+the model's family and the part's ``detail``; OpenAI's default ``auto`` is
+billed as ``high``) + ``text_tokens`` of each text segment (every string
+``content`` and every ``text`` part of every message, summed per segment).
+Completion tokens = ``text_tokens`` of the answer. ``max_tokens`` is not
+enforced and ``stream`` is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from vidpipe.providers.image_tokens import family_of, image_tokens, text_tokens
+from vidpipe_local.emulator.errors import ApiError
+from vidpipe_local.emulator.pixels import ImageDecodeError, ImageFacts, analyze
+from vidpipe_local.emulator.prompt_digest import digest
+from vidpipe_local.emulator.schema_fill import FillContext, fill
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    body: dict
+    model: str
+    signatures: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class _Prompt:
+    images: list[ImageFacts]
+    image_tokens: int
+    text_tokens: int
+    user_text: str
+
+
+def complete(request: dict, now: float) -> ChatResult:
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "you must provide a model parameter", param="model")
+    if request.get("stream"):
+        raise ApiError(400, "stream is not supported by the emulator", param="stream")
+    prompt = _read_messages(request.get("messages"), model)
+    content = _answer(prompt, request.get("response_format"))
+    completion_tokens = text_tokens(content)
+    prompt_tokens = prompt.image_tokens + prompt.text_tokens
+    body = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(now),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+    return ChatResult(body, model, [f.signature for f in prompt.images], prompt_tokens, completion_tokens)
+
+
+def _read_messages(messages: object, model: str) -> _Prompt:
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty array", param="messages")
+    family = family_of(model)
+    prompt = _Prompt(images=[], image_tokens=0, text_tokens=0, user_text="")
+    user_texts: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or "role" not in message:
+            raise ApiError(400, f"messages[{i}] must be an object with a role", param=f"messages[{i}]")
+        content = message.get("content")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        if not isinstance(parts, list):
+            raise ApiError(400, f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content")
+        for j, part in enumerate(parts):
+            param = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                prompt.text_tokens += text_tokens(part["text"])
+                if message["role"] == "user":
+                    user_texts.append(part["text"])
+            elif kind == "image_url":
+                image_url = part.get("image_url")
+                image_url = {"url": image_url} if isinstance(image_url, str) else image_url or {}
+                url, detail = image_url.get("url"), image_url.get("detail") or "auto"
+                if detail not in ("auto", "low", "high"):
+                    raise ApiError(400, f"invalid detail {detail!r}", param=f"{param}.image_url.detail")
+                facts = _load_image(url, param)
+                prompt.images.append(facts)
+                prompt.image_tokens += image_tokens(family, facts.width, facts.height, "low" if detail == "low" else "high")
+            else:
+                raise ApiError(400, f"unsupported content part {kind!r}", param=param)
+    prompt.user_text = "\n".join(user_texts)
+    return prompt
+
+
+def _load_image(url: object, param: str) -> ImageFacts:
+    if not isinstance(url, str):
+        raise ApiError(400, "image_url.url must be a string", param=param)
+    if url.startswith("data:"):
+        header, sep, payload = url.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise ApiError(400, "image data URLs must be base64", param=param, code="invalid_image_url")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except binascii.Error as exc:
+            raise ApiError(400, "image data URL is not valid base64", param=param, code="invalid_image_url") from exc
+    else:
+        data = _fetch_loopback(url, param)
+    try:
+        return analyze(data)
+    except ImageDecodeError as exc:
+        raise ApiError(400, f"invalid image: {exc}", param=param, code="invalid_image_format") from exc
+
+
+def _fetch_loopback(url: str, param: str) -> bytes:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.hostname not in _LOOPBACK_HOSTS:
+        raise ApiError(400, "the emulator only fetches image URLs on 127.0.0.1", param=param, code="invalid_image_url")
+    try:
+        response = httpx.get(url, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ApiError(400, f"failed to download image: {exc}", param=param, code="invalid_image_url") from exc
+    if response.status_code != 200:
+        raise ApiError(400, f"failed to download image: HTTP {response.status_code}", param=param, code="invalid_image_url")
+    return response.content
+
+
+def _answer(prompt: _Prompt, response_format: object) -> str:
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise ApiError(400, "response_format.json_schema.schema must be an object", param="response_format")
+        return json.dumps(fill(schema, FillContext(prompt.images, prompt.user_text)))
+    if kind == "json_object":
+        return json.dumps(_json_object(prompt))
+    if kind not in (None, "text"):
+        raise ApiError(400, f"unsupported response_format type {kind!r}", param="response_format")
+    if not prompt.images:
+        return digest(prompt.user_text)
+    return "\n".join(f"frame {i}: {f.describe()}" for i, f in enumerate(prompt.images))
+
+
+def _json_object(prompt: _Prompt) -> dict:
+    if not prompt.images:
+        return {"summary": digest(prompt.user_text)}
+    frames = [
+        {
+            "index": i,
+            "description": f.describe(),
+            "colours": list(f.colours),
+            "brightness": f.brightness,
+            "edge_density": f.edge_density,
+            "signature": f.signature,
+        }
+        for i, f in enumerate(prompt.images)
+    ]
+    return {"frames": frames, "summary": "; ".join(f"frame {i}: {f['description']}" for i, f in enumerate(frames))}

@@ -1,0 +1,133 @@
+"""Fault injection: what goes wrong, on which endpoint, how many times.
+
+A fault fires only once configured, on requests to its endpoint, for
+``times`` requests (``None`` = every request). The first matching fault with
+requests left fires; one fault per request.
+
+Spec strings (CLI ``--fault`` and ``POST /_emulator/faults {"spec": ...}``)::
+
+    ENDPOINT:KIND[:key=value,key=value...]
+    chat:429:times=3,retry_after=2
+    video.download:truncate
+    video.submit:job_fail:message=content policy violation
+    *:latency:delay_s=0.2,times=always
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+
+ENDPOINTS = frozenset({"chat", "video.submit", "video.status", "video.download", "video.cancel", "*"})
+
+# Kinds handled on the request itself; a 3-digit kind ("429", "500", "503",
+# any other status) answers with that status instead.
+REQUEST_KINDS = frozenset({"latency", "timeout", "reset", "malformed", "truncate"})
+# Kinds that shape the job a video.submit creates.
+JOB_KINDS = frozenset({"job_fail", "job_stall"})
+
+
+class FaultSpecError(ValueError):
+    pass
+
+
+@dataclass
+class Fault:
+    endpoint: str
+    kind: str
+    times: int | None = 1  # None: every request
+    retry_after: float = 1.0  # 429: Retry-After seconds
+    delay_s: float = 0.5  # latency: real seconds before answering
+    hold_s: float = 5.0  # timeout: real seconds the request is held before answering
+    message: str = "the emulator was told to fail this job"  # job_fail / status errors
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise FaultSpecError(f"unknown endpoint {self.endpoint!r}; one of {sorted(ENDPOINTS)}")
+        if not (self.is_status or self.kind in REQUEST_KINDS or self.kind in JOB_KINDS):
+            kinds = sorted(REQUEST_KINDS | JOB_KINDS)
+            raise FaultSpecError(f"unknown fault kind {self.kind!r}; one of {kinds} or an HTTP status like 503")
+        if self.kind in JOB_KINDS and self.endpoint != "video.submit":
+            raise FaultSpecError(f"{self.kind} applies to endpoint video.submit")
+        if self.times is not None and self.times < 1:
+            raise FaultSpecError("times must be >= 1 (or 'always')")
+
+    @property
+    def is_status(self) -> bool:
+        return self.kind.isdigit() and len(self.kind) == 3
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.fired >= self.times
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_spec(spec: str) -> Fault:
+    parts = spec.split(":", 2)
+    if len(parts) < 2:
+        raise FaultSpecError(f"fault spec {spec!r} is not ENDPOINT:KIND[:key=value,...]")
+    options: dict[str, str] = {}
+    if len(parts) == 3 and parts[2]:
+        for item in parts[2].split(","):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise FaultSpecError(f"fault option {item!r} is not key=value")
+            options[key.strip()] = value.strip()
+    return from_dict({"endpoint": parts[0].strip(), "kind": parts[1].strip(), **options})
+
+
+def from_dict(raw: dict) -> Fault:
+    unknown = set(raw) - {"endpoint", "kind", "times", "retry_after", "delay_s", "hold_s", "message"}
+    if unknown:
+        raise FaultSpecError(f"unknown fault options {sorted(unknown)}")
+    values = dict(raw)
+    try:
+        if "times" in values:
+            times = values["times"]
+            values["times"] = None if times in (None, "always") else int(times)
+        for key in ("retry_after", "delay_s", "hold_s"):
+            if key in values:
+                values[key] = float(values[key])
+    except (TypeError, ValueError) as exc:
+        raise FaultSpecError(f"bad fault option value: {exc}") from exc
+    return Fault(**{k: str(v) if k in ("endpoint", "kind", "message") else v for k, v in values.items()})
+
+
+class Faults:
+    """The configured faults of one emulator (thread safe)."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, endpoint: str, kind: str, times: int | None = 1, **options) -> Fault:
+        """E.g. ``add("chat", "429", times=3, retry_after=2)``; times=None: always."""
+        return self._append(from_dict({"endpoint": endpoint, "kind": kind, "times": times, **options}))
+
+    def add_spec(self, spec: str) -> Fault:
+        return self._append(parse_spec(spec))
+
+    def _append(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, endpoint: str) -> Fault | None:
+        """The fault to fire on this request, counted as fired."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.endpoint in (endpoint, "*") and not fault.exhausted:
+                    fault.fired += 1
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [f.to_dict() for f in self._faults]

@@ -1,0 +1,305 @@
+"""LocalStack: the whole of vidpipe on one laptop, no AWS account, no API key.
+
+    with LocalStack() as stack:
+        stack.s3.put_object(Bucket=stack.bucket, Key="uploads/a.mp4", Body=data)
+        job = stack.wait_for_job(stack.job_id_for_upload("uploads/a.mp4"))
+
+moto runs in-process with Step Functions executing the real ASL; every
+resource comes from template.yaml; Lambda invocations run the handlers
+in-process; SQS pollers mirror Lambda's event source mapping; the provider
+emulator serves real HTTP on 127.0.0.1; one clock drives the emulator's jobs
+and the Wait states.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from vidpipe_local.clock import Clock, ScaledClock
+from vidpipe_local.stack.lambdas import InProcessLambdas
+from vidpipe_local.stack.pollers import SqsPollers
+from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
+from vidpipe_local.stack.template import REGION, Resolver, load_template
+from vidpipe_local.stack.waits import ClockedWaits
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVICES = ("s3", "sqs", "dynamodb", "stepfunctions", "lambda", "iam", "sns", "secretsmanager")
+TERMINAL_EXECUTION = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+# Environment the local profile adds to every function (never set in the template).
+LOCAL_FUNCTION_ENV = {
+    "DOWNLOAD_ALLOW_HOSTS": "127.0.0.1",
+    "DOWNLOAD_REQUIRE_HTTPS": "false",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_IDEMPOTENCY_DISABLED": "false",
+}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class StackEndpoints:
+    """What `vidpipe local up` publishes for other commands (and the user)."""
+
+    aws_endpoint_url: str
+    emulator_url: str
+    stack_name: str
+    bucket: str
+    table: str
+    jobs_queue_url: str
+    analysis_state_machine_arn: str
+    generation_state_machine_arn: str
+    time_scale: float
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(
+        self,
+        root: Path = REPO_ROOT,
+        stack_name: str = "vidpipe-local",
+        clock: Clock | None = None,
+        parameter_overrides: dict[str, Any] | None = None,
+        emulator_options: dict[str, Any] | None = None,
+        server_port: int | None = None,
+        background_pollers: bool = False,
+        quiet: bool = True,
+        with_emulator: bool = True,
+    ):
+        self.root = Path(root)
+        self.stack_name = stack_name
+        self.clock = clock or ScaledClock(1.0)
+        self.parameter_overrides = parameter_overrides or {}
+        self.emulator_options = emulator_options or {}
+        self.server_port = server_port
+        self.background_pollers = background_pollers
+        self.quiet = quiet
+        self.with_emulator = with_emulator
+        self.lambdas = InProcessLambdas()
+        self.waits = ClockedWaits(self.clock)
+        self._saved_env: dict[str, str | None] = {}
+        self._mock = None
+        self._server = None
+        self.emulator = None
+        self.built: BuiltStack | None = None
+        self.pollers: SqsPollers | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> LocalStack:
+        from moto import mock_aws
+
+        self._set_env(FAKE_CREDENTIALS)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        try:
+            self.clients = {s: boto3.client(s, region_name=REGION) for s in SERVICES}
+            template = load_template(self.root / "template.yaml")
+            params = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+            secret = "{}"
+            if self.with_emulator:
+                from vidpipe_local.emulator import Emulator
+
+                self.emulator = Emulator(clock=self.clock, **self.emulator_options).start()
+                params.update({"ChatBaseUrl": self.emulator.chat_base_url,
+                               "VideoBaseUrl": self.emulator.video_base_url})
+                secret = json.dumps({"chat_api_key": self.emulator.api_key, "video_api_key": self.emulator.api_key})
+            params.update(self.parameter_overrides)
+            resolver = Resolver(stack_name=self.stack_name, parameters=params)
+            self.built = ResourceBuilder(template, resolver, self.root, self.clients, self.lambdas).build(secret)
+            self._set_env(self._function_environment())
+            self.lambdas.patch()
+            self.waits.patch()
+            self._use_clock_in_handlers()
+            self.pollers = SqsPollers(self.clients["sqs"], self.lambdas, self.built.sqs_mappings)
+            if self.server_port is not None:
+                from moto.server import ThreadedMotoServer
+
+                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port, verbose=False)
+                self._server.start()
+            if self.background_pollers:
+                self.pollers.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.pollers:
+            self.pollers.stop()
+        if self._server:
+            self._server.stop()
+            self._server = None
+        self.lambdas.unpatch()
+        self.waits.unpatch()
+        if self.emulator:
+            self.emulator.stop()
+            self.emulator = None
+        if self._mock:
+            self._mock.stop()
+            self._mock = None
+        self._restore_env()
+        import vidpipe.clock
+        import vidpipe.runtime
+
+        vidpipe.clock.reset()
+        vidpipe.runtime.reset()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def _function_environment(self) -> dict[str, str]:
+        """All functions share one process, so their environments are merged;
+        a variable set to different values by two functions is a template bug."""
+        merged: dict[str, str] = dict(LOCAL_FUNCTION_ENV)
+        origin: dict[str, str] = {}
+        for logical_id, env in self.built.function_env.items():
+            for key, value in env.items():
+                if key in origin and merged[key] != value:
+                    raise ValueError(f"{key} differs between {origin[key]} and {logical_id} in template.yaml")
+                merged[key], origin[key] = value, logical_id
+        return merged
+
+    def _use_clock_in_handlers(self) -> None:
+        import vidpipe.clock
+        import vidpipe.runtime
+        from vidpipe.observability import logger
+
+        vidpipe.clock.use(self.clock.now, self.clock.sleep)
+        vidpipe.runtime.reset()
+        logger.setLevel("WARNING" if self.quiet else "INFO")
+
+    # ------------------------------------------------------------ names
+    @property
+    def s3(self):
+        return self.clients["s3"]
+
+    @property
+    def sqs(self):
+        return self.clients["sqs"]
+
+    @property
+    def ddb(self):
+        return self.clients["dynamodb"]
+
+    @property
+    def sfn(self):
+        return self.clients["stepfunctions"]
+
+    @property
+    def bucket(self) -> str:
+        return self.built.ref("MediaBucket")
+
+    @property
+    def table(self) -> str:
+        return self.built.ref("JobsTable")
+
+    @property
+    def jobs_queue_url(self) -> str:
+        return self.built.ref("JobsQueue")
+
+    @property
+    def ingest_queue_url(self) -> str:
+        return self.built.ref("IngestQueue")
+
+    @property
+    def analysis_arn(self) -> str:
+        return self.built.ref("AnalysisStateMachine")
+
+    @property
+    def generation_arn(self) -> str:
+        return self.built.ref("GenerationStateMachine")
+
+    def endpoints(self) -> StackEndpoints:
+        return StackEndpoints(
+            aws_endpoint_url=f"http://127.0.0.1:{self.server_port}" if self.server_port else "",
+            emulator_url=self.emulator.url if self.emulator else "", stack_name=self.stack_name, bucket=self.bucket, table=self.table,
+            jobs_queue_url=self.jobs_queue_url, analysis_state_machine_arn=self.analysis_arn,
+            generation_state_machine_arn=self.generation_arn,
+            time_scale=getattr(self.clock, "scale", 0.0), pid=os.getpid(),
+        )
+
+    # ------------------------------------------------------------ driving it
+    def drain(self) -> int:
+        """Deliver every queued message to its function (deterministic, no threads)."""
+        return self.pollers.drain()
+
+    def invoke(self, logical_id: str, event: Any) -> tuple[Any, bool]:
+        """Invoke one function through moto's Lambda API (as `sam local invoke` would)."""
+        fn = self.built.functions[logical_id]
+        response = self.clients["lambda"].invoke(FunctionName=fn.function_name, Payload=json.dumps(event).encode())
+        payload = json.loads(response["Payload"].read() or b"null")
+        return payload, "FunctionError" in response
+
+    def executions(self, state_machine_arn: str | None = None) -> list[dict]:
+        arns = [state_machine_arn] if state_machine_arn else [self.analysis_arn, self.generation_arn]
+        out = []
+        for arn in arns:
+            out += self.sfn.list_executions(stateMachineArn=arn)["executions"]
+        return out
+
+    def wait_for_execution(self, execution_arn: str, timeout_s: float = 120.0) -> dict:
+        """Block until a Step Functions execution ends (moto runs it on a thread)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            desc = self.sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] in TERMINAL_EXECUTION:
+                return desc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout_s}s")
+            time.sleep(0.02)
+
+    def wait_for_job(self, job_id: str, timeout_s: float = 120.0) -> dict:
+        """Drain the queues, then wait for the job's execution and return the job record."""
+        from vidpipe.jobs import JobStore
+
+        store = JobStore(self.table, client=self.ddb)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.background_pollers:
+                self.drain()
+            job = store.get(job_id)
+            if job and job.get("status") in ("SUCCEEDED", "FAILED", "REJECTED"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is {job and job.get('status')} after {timeout_s}s")
+            time.sleep(0.02)
+
+    def history(self, execution_arn: str) -> list[dict]:
+        return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+    def save_endpoints(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self.endpoints()), indent=2))

@@ -1,0 +1,35 @@
+"""Make Step Functions Wait states (executed by moto) wait on the local clock.
+
+moto waits in real time (``WaitFunction._wait_interval``). With the local
+clock a Wait of 600 s lasts 600/scale real seconds (ScaledClock) or advances
+a VirtualClock at once, in step with the provider emulator's jobs.
+"""
+
+from __future__ import annotations
+
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from vidpipe_local.clock import Clock
+
+
+class ClockedWaits:
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.waited_s: list[float] = []
+        self._original = None
+
+    def patch(self) -> None:
+        waits = self
+        self._original = WaitFunction._wait_interval
+
+        def _wait_interval(self, env, wait_seconds: int) -> None:
+            waits.waited_s.append(float(wait_seconds))
+            if env.is_running():
+                waits.clock.sleep(float(wait_seconds))
+
+        WaitFunction._wait_interval = _wait_interval
+
+    def unpatch(self) -> None:
+        if self._original is not None:
+            WaitFunction._wait_interval = self._original
+            self._original = None
