@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
-
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, ValidationError
 
@@ -47,23 +45,22 @@ class StartJobs:
     def handle_body(self, body: str, message_id: str) -> list[Started]:
         try:
             payload = json.loads(body)
-        except json.JSONDecodeError as exc:
-            return [self.reject(body, message_id, [f"body is not JSON: {exc.msg} at position {exc.pos}"])]
+        except json.JSONDecodeError:
+            payload = None  # parse_job_message explains what is wrong with it
         if isinstance(payload, dict) and "Records" in payload and _is_s3_event(payload):
             return [self.start_upload(r["s3"]) for r in payload["Records"]
                     if r.get("eventName", "").startswith("ObjectCreated")]
         if isinstance(payload, dict) and payload.get("Event") == "s3:TestEvent":
             logger.info("ignoring the S3 test event sent when notifications are configured")
             return []
-        return [self.start_message(body, payload, message_id)]
+        return [self.start_message(body, message_id)]
 
     # ------------------------------------------------------------ uploads
     def start_upload(self, s3_record: dict) -> Started:
         bucket = s3_record["bucket"]["name"]
         # S3 URL-encodes keys in notifications, with '+' for spaces.
         key = urllib.parse.unquote_plus(s3_record["object"]["key"])
-        version = s3_record["object"].get("versionId") or s3_record["object"].get("eTag", "")
-        job_id = stable_id("an", bucket, key, version)
+        job_id = upload_job_id(bucket, key, s3_record["object"].get("eTag", ""))
         try:
             head = self.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -84,15 +81,13 @@ class StartJobs:
         return Started(job_id, "analysis", duplicate=not (created or started))
 
     # ------------------------------------------------------------ job messages
-    def start_message(self, body: str, payload: Any, message_id: str) -> Started:
-        from vidpipe.generation.messages import AnalyzeJob, execution_name, parse_job_message
+    def start_message(self, body: str, message_id: str) -> Started:
+        from vidpipe.generation.messages import AnalyzeJob, InvalidJobMessage, execution_name, parse_job_message
 
         try:
             job = parse_job_message(body)
-        except ValidationError as exc:
-            return self.reject(body, message_id, _readable(exc))
-        except ValueError as exc:
-            return self.reject(body, message_id, [str(exc)])
+        except InvalidJobMessage as exc:
+            return self.reject(body, message_id, exc.messages)
         job_id = execution_name(job)
         if isinstance(job, AnalyzeJob):
             bucket, key = _parse_s3_uri(job.s3_uri)
@@ -129,6 +124,12 @@ class StartJobs:
         created = self.jobs.create(job_id, kind, request, status=JobStatus.REJECTED,
                                    error={"error": "InputRejected", "reason": "; ".join(errors), "details": errors})
         return Started(job_id, kind, duplicate=not created)
+
+
+def upload_job_id(bucket: str, key: str, etag: str) -> str:
+    """Same bucket, key and bytes → same job: a re-delivered notification or a
+    re-upload of identical content is analysed (and paid for) once."""
+    return stable_id("an", bucket, key, etag.strip('"'))
 
 
 def _is_s3_event(payload: dict) -> bool:

@@ -82,6 +82,7 @@ class LocalStack:
         background_pollers: bool = False,
         quiet: bool = True,
         with_emulator: bool = True,
+        provider_keys: dict[str, str] | None = None,
     ):
         self.root = Path(root)
         self.stack_name = stack_name
@@ -92,6 +93,7 @@ class LocalStack:
         self.background_pollers = background_pollers
         self.quiet = quiet
         self.with_emulator = with_emulator
+        self.provider_keys = provider_keys or {}
         self.lambdas = InProcessLambdas()
         self.waits = ClockedWaits(self.clock)
         self._saved_env: dict[str, str | None] = {}
@@ -121,6 +123,8 @@ class LocalStack:
                                "VideoBaseUrl": self.emulator.video_base_url})
                 secret = json.dumps({"chat_api_key": self.emulator.api_key, "video_api_key": self.emulator.api_key})
             params.update(self.parameter_overrides)
+            if self.provider_keys:
+                secret = json.dumps({**json.loads(secret), **self.provider_keys})
             resolver = Resolver(stack_name=self.stack_name, parameters=params)
             self.built = ResourceBuilder(template, resolver, self.root, self.clients, self.lambdas).build(secret)
             self._set_env(self._function_environment())

@@ -26,7 +26,7 @@ from vidpipe.analysis.models import (
     SummaryAnswer,
     VideoInfo,
 )
-from vidpipe.analysis.summarize import REDUCE_OUTPUT_TOKENS, REDUCE_PROMPT, SCENE_LINE_TOKENS
+from vidpipe.analysis.summarize import REDUCE_PROMPT, reduce_cost
 from vidpipe.config import Settings
 from vidpipe.providers.chat import strict_schema
 from vidpipe.providers.image_tokens import cheapest_frame_size, family_of, image_tokens, text_tokens
@@ -64,12 +64,12 @@ def estimate(segments: list[Segment], model: str, frame_size: tuple[int, int], d
     chunk_overhead = text_tokens(CHUNK_PROMPT) + text_tokens(json.dumps(strict_schema(ChunkAnswer)))
     analyze_in = (frames * (image_tokens(family, *frame_size, detail) + FRAME_LABEL_TOKENS)
                   + chunks * chunk_overhead)
-    # One scene per frame at most; a hierarchical reduce re-reads about as much again.
-    reduce_in = 2 * (frames * SCENE_LINE_TOKENS + text_tokens(REDUCE_PROMPT)
-                     + text_tokens(json.dumps(strict_schema(SummaryAnswer))))
+    # At most one scene per analyzed frame.
+    reduce_calls, reduce_in, reduce_out = reduce_cost(
+        frames, text_tokens(REDUCE_PROMPT) + text_tokens(json.dumps(strict_schema(SummaryAnswer))))
     input_tokens = analyze_in + reduce_in
-    output_tokens = frames * OUTPUT_TOKENS_PER_FRAME + 2 * REDUCE_OUTPUT_TOKENS
-    return Estimate(frames=frames, requests=chunks + 1, input_tokens=input_tokens,
+    output_tokens = frames * OUTPUT_TOKENS_PER_FRAME + reduce_out
+    return Estimate(frames=frames, requests=chunks + reduce_calls, input_tokens=input_tokens,
                     output_tokens=output_tokens, cost_usd=price(model, input_tokens, output_tokens))
 
 

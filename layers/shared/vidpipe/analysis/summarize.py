@@ -107,6 +107,20 @@ def scene_line(scene: Scene) -> str:
     return f"Scene {scene.index + 1} ({clock(scene.start_s)}-{clock(scene.end_s)}): {scene.description}{tags}"
 
 
+def reduce_cost(scenes: int, overhead_tokens: int) -> tuple[int, int, int]:
+    """(calls, input tokens, output tokens) the reduce tree takes for ``scenes`` scene lines,
+    each call also paying ``overhead_tokens`` (prompt and schema)."""
+    calls = input_tokens = 0
+    lines, line_tokens = max(scenes, 1), SCENE_LINE_TOKENS
+    while True:
+        batches = -(-lines // REDUCE_BATCH)
+        calls += batches
+        input_tokens += lines * line_tokens + batches * overhead_tokens
+        if batches == 1:
+            return calls, input_tokens, calls * REDUCE_OUTPUT_TOKENS
+        lines, line_tokens = batches, REDUCE_OUTPUT_TOKENS
+
+
 class Reducer:
     """Runs the reduce calls, recording each in the ledger under a stable key."""
 

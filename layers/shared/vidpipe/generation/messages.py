@@ -19,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vidpipe.config import Settings, get_settings
 from vidpipe.errors import InputRejected
-from vidpipe.generation.physics import Physics, mode_conflicts
+from vidpipe.generation.physics import RANGES, Physics, mode_conflicts
 from vidpipe.jobs import stable_id
 
 VIDEO_PROVIDERS = ("generic", "openai", "bedrock")
@@ -33,7 +33,8 @@ DEFAULT_PRIORITY = 5
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_PROMPT_CHARS = 4000
 MONEY_QUANTUM = Decimal("0.0001")
-TOKEN_PATTERN = r"^[!-~]{1,128}$"  # printable ASCII, no spaces
+TOKEN_PATTERN = re.compile(r"[!-~]{1,128}")  # printable ASCII, no spaces
+S3_URI_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+")
 
 
 class InvalidJobMessage(InputRejected):
@@ -59,8 +60,14 @@ def _money(value: Decimal | None) -> Decimal | None:
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    client_token: str | None = Field(default=None, pattern=TOKEN_PATTERN,
-                                     description="caller's idempotency token: one job per token")
+    client_token: str | None = Field(default=None, description="caller's idempotency token: one job per token")
+
+    @field_validator("client_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not TOKEN_PATTERN.fullmatch(value):
+            raise ValueError("must be 1–128 printable ASCII characters without spaces")
+        return value
 
     @staticmethod
     def _settings(info: ValidationInfo) -> Settings:
@@ -125,8 +132,7 @@ class GenerateJob(_Message):
 
 class AnalyzeJob(_Message):
     type: Literal["analyze"]
-    s3_uri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+$",
-                        description="s3://bucket/key of the video to analyse")
+    s3_uri: str = Field(description="s3://bucket/key of the video to analyse")
     # Omitted: Settings.default_sampling / default_fps / chat_model.
     sampling: Literal["uniform", "scene", "keyframes"]
     fps: float = Field(gt=0, le=30, allow_inf_nan=False)
@@ -139,6 +145,13 @@ class AnalyzeJob(_Message):
         settings = cls._settings(info)
         return _with_defaults(data, sampling=settings.default_sampling, fps=settings.default_fps,
                               model=settings.chat_model)
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_uri(cls, value: str) -> str:
+        if not S3_URI_PATTERN.fullmatch(value):
+            raise ValueError("must be s3://bucket/key")
+        return value
 
     @field_validator("budget_usd")
     @classmethod
@@ -154,6 +167,7 @@ class AnalyzeJob(_Message):
 JobMessage = Annotated[GenerateJob | AnalyzeJob, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[GenerateJob | AnalyzeJob] = TypeAdapter(JobMessage)
 _TYPES = "'generate' or 'analyze'"
+RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
 def parse_job_message(body: str | bytes, settings: Settings | None = None) -> GenerateJob | AnalyzeJob:
@@ -174,12 +188,17 @@ def _readable(error: dict) -> str:
         return f"type: missing; expected {_TYPES}"
     if kind == "union_tag_invalid":
         return f"type: unknown message type {error['input'].get('type')!r}; expected {_TYPES}"
-    field = ".".join(str(part) for part in loc[1:]) or "message"  # loc[0] is the type tag
+    message = error["msg"].removeprefix("Value error, ")
+    field = ".".join(str(part) for part in loc[1:])  # loc[0] is the type tag
+    if not field:
+        return message
     if kind == "extra_forbidden":
         return f"{field}: unknown field"
     if kind == "missing":
         return f"{field}: required"
-    return f"{field}: {error['msg'].removeprefix('Value error, ')}"
+    if kind in RANGE_ERRORS and len(loc) == 3 and loc[1] == "physics":
+        return f"{field}: {error['input']} is outside {RANGES[loc[2]].describe()}"
+    return f"{field}: {message}"
 
 
 def canonical_json(job: GenerateJob | AnalyzeJob) -> str:

@@ -137,7 +137,7 @@ class ChatClient:
                 if check:
                     check(parsed)
             except (ValidationError, ValueError) as exc:
-                problem = f"answer does not match the {name} schema: {_first_line(exc)}"
+                problem = f"answer does not match the {name} schema: {_first_problem(exc)}"
                 if on_result:
                     on_result(result, False)
                 continue
@@ -165,5 +165,9 @@ def _parse_completion(response: httpx.Response, latency_ms: int) -> ChatResult:
     )
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "answer"
+        return f"{where}: {error['msg']}"[:200]
+    return str(exc)[:200] or type(exc).__name__

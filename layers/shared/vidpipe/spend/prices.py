@@ -8,8 +8,10 @@ model must have a price: ``PriceTable.load(settings)`` refuses an unknown
 never silently zero.
 
 Costs are computed exactly in Decimal and rounded once per call, half up, to
-``COST_QUANTUM`` (1e-8 USD): fine enough that a 1-token call at $0.28/MTok
-still costs something, and every ledger sum stays exact.
+``COST_QUANTUM`` = 1e-6 USD (a micro-dollar), and every sum of them is exact.
+A micro-dollar is below the cost of any real call (10 tokens at $0.28/MTok is
+2.8 µ$), and keeps every stored number in plain notation: finer quanta make
+DynamoDB ADD results like "0E-8", which moto's arithmetic cannot parse.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vidpipe.config import Settings
 
-COST_QUANTUM = Decimal("1e-8")
+COST_QUANTUM = Decimal("0.000001")
 _PER_MTOK = Decimal(1_000_000)
 _RESOLUTION = re.compile(r"^(\d+)x(\d+)(?:@(\d+(?:\.\d+)?))?$")
 

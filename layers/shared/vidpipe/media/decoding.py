@@ -1,0 +1,62 @@
+"""PyAV plumbing shared by the samplers, verification and poster frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import av
+import cv2
+import numpy as np
+
+_ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+@contextmanager
+def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """The container and its first video stream, decoding on all cores (frame + slice threads)."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        yield container, stream
+
+
+class FrameClock:
+    """Presentation time of frames in seconds from the stream's first frame.
+
+    Frames without a pts (rare, broken muxers) get the previous time plus one
+    frame period.
+    """
+
+    def __init__(self, stream: av.VideoStream):
+        self.time_base = stream.time_base
+        self.origin = stream.start_time or 0
+        self.period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
+        self.previous: float | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> float:
+        if frame.pts is not None:
+            t = float((frame.pts - self.origin) * self.time_base)
+        else:
+            t = (self.previous or -self.period) + self.period
+        self.previous = t
+        return t
+
+    def pts_of(self, t_s: float) -> int:
+        return self.origin + int(t_s / self.time_base)
+
+
+def seek_before(container: av.container.InputContainer, stream: av.VideoStream, clock: FrameClock, t_s: float) -> None:
+    """Jump to the keyframe at or before ``t_s``; decoding then runs forward from it."""
+    if t_s > 0:
+        container.seek(clock.pts_of(t_s), stream=stream, backward=True, any_frame=False)
+
+
+def upright_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The full-size frame as BGR, turned upright according to the display matrix."""
+    image = frame.to_ndarray(format="bgr24")
+    rotation = int(frame.rotation) % 360
+    return cv2.rotate(image, _ROTATE_CCW[rotation]) if rotation in _ROTATE_CCW else image

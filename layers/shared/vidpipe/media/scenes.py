@@ -1,0 +1,207 @@
+"""Streaming shot-change detection on cheap 64×36 thumbnails.
+
+Two signals, both computed from a thumbnail scaled by FFmpeg straight from the
+decoded YUV frame (~0.2 ms a frame at 720p):
+
+- **activity** between consecutive frames: mean absolute BGR difference, or the
+  relative change of mean brightness when that is larger (a fade changes gain
+  more than it changes pixels). A *hard cut* is an isolated activity spike: high
+  in absolute terms, several times the frames on both sides of it. Checking the
+  frame after the spike is what tells a cut from the first frame of a fade, so
+  verdicts come out one frame late.
+- **lagged histogram distance** D(n) between frame n and frame n−K (K ≈ 0.5 s),
+  on an HSV histogram, which barely moves when textures slide (camera or object
+  motion) but moves a lot when the picture is replaced. A dissolve or fade of up
+  to about a second makes D rise above a threshold and stay there for a while:
+  a *plateau*. Its centre, (t of the first plateau frame + t of the reference
+  frame of the last one) / 2, is the transition's midpoint whatever the lag.
+  Blank (dark or flat) frames keep a plateau open, so fade-out → black → fade-in
+  is one transition, not two. A plateau counts as a cut only if the pictures
+  before and after it really differ (a flash or a whip pan that comes back to the
+  same view is not a cut), and it is dropped if it lasts longer than
+  ``max_transition_s`` (sustained motion, not a transition).
+
+State is a ring of K histograms and a few scalars: memory does not grow with
+the video.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+THUMB_SIZE = (64, 36)
+
+
+class SceneParams(BaseModel):
+    """Detector thresholds. Distances and activities are in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spike_min_activity: float = 0.06  # a hard cut changes at least this much between two frames...
+    spike_ratio: float = 3.0  # ...and this many times more than the frames on either side
+    lag_s: float = 0.5  # K: how far back the lagged histogram distance looks
+    plateau_distance: float = 0.4  # lagged distance that opens a gradual-transition plateau
+    confirm_distance: float = 0.3  # before/after distance a plateau needs to count as a cut
+    max_transition_s: float = 3.0  # longer plateaus are sustained motion, not a transition
+    change_distance: float = 0.1  # thumbnail difference from the last kept frame that is "new content"
+    steady_ratio: float = 2.0  # a frame changing this many times faster than the recent median is unsteady
+    blank_max_luma: float = 18.0  # mean luma (0-255) under which a frame is black
+    blank_max_std: float = 4.0  # luma spread under which a frame is flat (one colour)
+
+
+class Cut(BaseModel):
+    """A shot change. ``t_s`` is the first frame of the new shot (hard) or the
+    transition's midpoint (gradual); ``start_s``/``end_s`` bound the change.
+    ``keyframe`` cuts come from keyframe-only sampling: the change happened
+    somewhere between two keyframes."""
+
+    t_s: float
+    kind: Literal["hard", "gradual", "keyframe"]
+    start_s: float
+    end_s: float
+    score: float  # histogram distance between the pictures either side
+
+
+class Thumb:
+    """The features of one frame."""
+
+    __slots__ = ("pixels", "hist", "luma", "blank")
+
+    def __init__(self, frame: av.VideoFrame, params: SceneParams):
+        bgr = frame.reformat(width=THUMB_SIZE[0], height=THUMB_SIZE[1], format="bgr24", interpolation="AREA")
+        bgr = bgr.to_ndarray()
+        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+        self.hist = hist / hist.sum()
+        self.pixels = bgr.astype(np.float32)
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        self.luma = float(gray.mean())
+        self.blank = self.luma < params.blank_max_luma or float(gray.std()) < params.blank_max_std
+
+
+def hist_distance(a: Thumb, b: Thumb) -> float:
+    """Total-variation distance of the HSV histograms: 0 same colours, 1 disjoint."""
+    return 0.5 * float(np.abs(a.hist - b.hist).sum())
+
+
+def pixel_difference(a: Thumb, b: Thumb) -> float:
+    return float(np.abs(a.pixels - b.pixels).mean()) / 255.0
+
+
+def activity(a: Thumb, b: Thumb) -> float:
+    gain = abs(a.luma - b.luma) / max(a.luma, b.luma, 16.0)
+    return max(pixel_difference(a, b), gain)
+
+
+@dataclass
+class Verdict:
+    """What the detector knows about one frame (given one frame after it)."""
+
+    t_s: float
+    thumb: Thumb
+    cut: Cut | None  # a cut whose new shot begins at this frame
+    in_transition: bool  # inside an open plateau: a blend or a blank, not a picture to keep
+    steady: bool  # changing no faster than the frames before it (not the onset of a fade, a flash...)
+
+
+@dataclass
+class _Held:
+    t_s: float
+    thumb: Thumb
+    activity: float
+    in_transition: bool
+    cut: Cut | None
+
+
+@dataclass
+class _Plateau:
+    start_s: float
+    before: Thumb | None  # the last non-blank picture before the transition
+    first_mid_s: float  # t of the first plateau frame; midpoint = (this + reference t of the last) / 2
+    last_ref_s: float
+
+
+class ShotDetector:
+    """Feed frames in presentation order with ``push``; each call returns the
+    verdict on the *previous* frame. ``finish`` returns the last one."""
+
+    def __init__(self, params: SceneParams, fps: float):
+        self.params = params
+        self.lag = max(1, round(params.lag_s * fps))
+        self._ring: deque[tuple[float, Thumb]] = deque(maxlen=self.lag + 1)  # the last K+1 frames
+        self._recent_activity: deque[float] = deque(maxlen=self.lag)
+        self._last_picture: Thumb | None = None  # latest non-blank frame
+        self._plateau: _Plateau | None = None
+        self._held: _Held | None = None
+
+    @property
+    def in_transition(self) -> bool:
+        return self._plateau is not None
+
+    def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
+        act = activity(thumb, self._ring[-1][1]) if self._ring else 0.0
+        verdict = self._release(next_activity=act)
+        if verdict is not None and verdict.cut is not None and verdict.cut.kind == "hard":
+            # The ring straddles the cut: restart it so the lagged distance does not see a second "transition".
+            self._ring.clear()
+            self._plateau = None
+            self._ring.append((verdict.t_s, verdict.thumb))
+        self._ring.append((t_s, thumb))
+        cut = self._update_plateau(t_s, thumb)
+        self._held = _Held(t_s, thumb, act, self._plateau is not None, cut)
+        if not thumb.blank:
+            self._last_picture = thumb
+        return verdict
+
+    def finish(self) -> Verdict | None:
+        return self._release(next_activity=0.0)
+
+    def _release(self, next_activity: float) -> Verdict | None:
+        held, self._held = self._held, None
+        if held is None:
+            return None
+        p = self.params
+        before_activity = self._recent_activity[-1] if self._recent_activity else 0.0
+        typical = statistics.median(self._recent_activity) if self._recent_activity else 0.0
+        self._recent_activity.append(held.activity)
+        cut, in_transition = held.cut, held.in_transition
+        is_spike = held.activity >= p.spike_min_activity and held.activity >= p.spike_ratio * max(
+            before_activity, next_activity
+        )
+        before = self._ring[-2] if len(self._ring) >= 2 else None
+        # A cut *to* black starts a fade-like transition (the plateau handles it), not a new shot.
+        if cut is None and is_spike and before is not None and not held.thumb.blank:
+            cut = Cut(t_s=held.t_s, kind="hard", start_s=before[0], end_s=held.t_s,
+                      score=hist_distance(before[1], held.thumb))
+            in_transition = False
+        steady = cut is not None or held.activity <= max(p.steady_ratio * typical, 0.01)
+        return Verdict(t_s=held.t_s, thumb=held.thumb, cut=cut, in_transition=in_transition, steady=steady)
+
+    def _update_plateau(self, t_s: float, thumb: Thumb) -> Cut | None:
+        p = self.params
+        if len(self._ring) <= self.lag:
+            return None
+        ref_t, ref = self._ring[0]
+        if hist_distance(thumb, ref) >= p.plateau_distance or thumb.blank or ref.blank:
+            if self._plateau is None:
+                self._plateau = _Plateau(start_s=ref_t, before=self._last_picture, first_mid_s=t_s, last_ref_s=ref_t)
+            self._plateau.last_ref_s = ref_t
+            if t_s - self._plateau.start_s > p.max_transition_s:
+                self._plateau = None  # sustained change: motion, not a transition
+            return None
+        plateau, self._plateau = self._plateau, None
+        if plateau is None or plateau.before is None:  # before is None: e.g. the video opens on black
+            return None
+        score = hist_distance(plateau.before, thumb)
+        if score < p.confirm_distance:
+            return None  # a flash, or motion that came back to the same view
+        midpoint = (plateau.first_mid_s + plateau.last_ref_s) / 2
+        return Cut(t_s=round(midpoint, 3), kind="gradual", start_s=plateau.start_s, end_s=t_s, score=score)

@@ -1,0 +1,90 @@
+"""Amazon Bedrock async invoke (Nova Reel, Luma Ray): the clip is written to
+S3 by Bedrock itself, at ``<output_s3_uri>/<invocation id>/output.mp4``.
+
+The API reports no progress, no ETA and has no cancel. ``clientRequestToken``
+makes a repeated submit return the first invocation instead of a second one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe import aws
+from vidpipe.errors import ProviderError, ProviderRetryable
+from vidpipe.providers.video.base import Status, Submitted, VideoProvider, VideoRequest, estimated_eta_s
+
+RETRYABLE_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "InternalServerException",
+                             "ModelNotReadyException", "ServiceQuotaExceededException"})
+STATES = {"InProgress": "processing", "Completed": "completed", "Failed": "failed"}
+NOVA_SHOT_S = 6  # Nova Reel renders 6 s shots; longer clips are multi-shot, in whole shots
+LUMA_ASPECTS = {"1:1": 1.0, "16:9": 16 / 9, "9:16": 9 / 16, "4:3": 4 / 3, "3:4": 3 / 4, "21:9": 21 / 9,
+                "9:21": 9 / 21}
+
+
+def model_input(request: VideoRequest) -> dict[str, Any]:
+    """The model-specific modelInput document."""
+    if request.model.startswith("amazon.nova-reel"):
+        shots = max(1, math.ceil(request.duration_s / NOVA_SHOT_S))
+        config = {"durationSeconds": shots * NOVA_SHOT_S, "fps": request.fps, "dimension": request.resolution}
+        if shots == 1:
+            return {"taskType": "TEXT_VIDEO", "textToVideoParams": {"text": request.prompt},
+                    "videoGenerationConfig": config}
+        return {"taskType": "MULTI_SHOT_AUTOMATED", "multiShotAutomatedParams": {"text": request.prompt},
+                "videoGenerationConfig": config}
+    if request.model.startswith("luma.ray"):
+        width, height = (int(side) for side in request.resolution.split("x"))
+        aspect = min(LUMA_ASPECTS, key=lambda name: abs(LUMA_ASPECTS[name] - width / height))
+        return {"prompt": request.prompt, "aspect_ratio": aspect, "loop": False,
+                "duration": "5s" if request.duration_s <= 5 else "9s",
+                "resolution": "540p" if min(width, height) <= 540 else "720p"}
+    raise ProviderError(f"bedrock: no request shape for model {request.model!r} (Nova Reel or Luma Ray)")
+
+
+class BedrockVideoProvider(VideoProvider):
+    name = "bedrock"
+
+    def __init__(self, client=None, on_attempt: Callable[[int], None] | None = None):
+        self.client = client or aws.client("bedrock-runtime")
+        self.on_attempt = on_attempt
+
+    def submit(self, request: VideoRequest, idempotency_key: str) -> Submitted:
+        if not request.output_s3_uri:
+            raise ProviderError("bedrock: the request has no output S3 location")
+        answer = self._invoke(self.client.start_async_invoke, modelId=request.model,
+                              modelInput=model_input(request), clientRequestToken=idempotency_key,
+                              outputDataConfig={"s3OutputDataConfig": {"s3Uri": request.output_s3_uri}})
+        return Submitted(answer["invocationArn"], estimated_eta_s(request.duration_s))
+
+    def status(self, provider_job_id: str) -> Status:
+        answer = self._invoke(self.client.get_async_invoke, invocationArn=provider_job_id)
+        state = STATES.get(answer.get("status", ""))
+        if state is None:
+            raise ProviderError(f"bedrock: unknown async invoke status {answer.get('status')!r}")
+        if state == "failed":
+            return Status("failed", error=answer.get("failureMessage") or "no reason given")
+        if state == "completed":
+            folder = answer["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"].rstrip("/")
+            return Status("completed", progress=1.0, s3_uri=f"{folder}/output.mp4")
+        return Status("processing")
+
+    def cancel(self, provider_job_id: str) -> bool:
+        return False
+
+    def _invoke(self, operation: Callable[..., dict], **params) -> dict:
+        if self.on_attempt:
+            self.on_attempt(0)
+        try:
+            return operation(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            reason = f"bedrock {exc.operation_name}: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+            # botocore already retried throttling and 5xx in standard mode: what reaches here outlived that.
+            if code in RETRYABLE_CODES:
+                raise ProviderRetryable(reason.strip()) from exc
+            raise ProviderError(reason.strip()) from exc
+        except BotoCoreError as exc:
+            raise ProviderRetryable(f"bedrock: {type(exc).__name__}") from exc

@@ -1,0 +1,70 @@
+"""A generic async REST video API: submit → {id, status, eta_seconds};
+status → {status, progress, video_url, error}; cancel. Paths are configurable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from vidpipe.errors import ProviderError
+from vidpipe.providers.video.base import (HttpVideoProvider, Status, Submitted, VideoRequest, error_text,
+                                          estimated_eta_s, fraction, required_str)
+
+# Spellings seen across async video APIs, folded into the four common states.
+STATES = {
+    "queued": "queued", "pending": "queued", "submitted": "queued",
+    "processing": "processing", "running": "processing", "in_progress": "processing",
+    "completed": "completed", "succeeded": "completed", "success": "completed",
+    "failed": "failed", "error": "failed", "cancelled": "failed", "canceled": "failed",
+}
+
+
+@dataclass(frozen=True)
+class GenericPaths:
+    submit: str = "/v1/video/generate"
+    status: str = "/v1/video/generations/{id}"
+    cancel: str = "/v1/video/generations/{id}/cancel"
+
+
+class GenericVideoProvider(HttpVideoProvider):
+    name = "generic"
+
+    def __init__(self, base_url: str, api_key: str, *, paths: GenericPaths = GenericPaths(), **kwargs):
+        super().__init__(base_url, api_key, **kwargs)
+        self.paths = paths
+
+    def submit(self, request: VideoRequest, idempotency_key: str) -> Submitted:
+        body = {"model": request.model, "prompt": request.prompt, "mode": request.mode,
+                "duration_s": request.duration_s, "fps": request.fps, "resolution": request.resolution,
+                "physics": request.physics}
+        answer = self._call("POST", self.paths.submit, json=body, headers={"Idempotency-Key": idempotency_key})
+        eta = answer.get("eta_seconds")
+        return Submitted(provider_job_id=required_str(answer, "id", self.name),
+                         eta_s=float(eta) if _is_number(eta) and eta > 0 else estimated_eta_s(request.duration_s))
+
+    def status(self, provider_job_id: str) -> Status:
+        answer = self._call("GET", self._path(self.paths.status, provider_job_id))
+        state = STATES.get(str(answer.get("status", "")).lower())
+        if state is None:
+            raise ProviderError(f"generic: unknown job status {answer.get('status')!r}")
+        eta = answer.get("eta_seconds")
+        common: dict[str, Any] = {"progress": fraction(answer.get("progress")),
+                                  "eta_s": float(eta) if _is_number(eta) else None}
+        if state == "failed":
+            return Status("failed", error=error_text(answer.get("error")), **common)
+        if state == "completed":
+            return Status("completed", download_url=required_str(answer, "video_url", self.name), **common)
+        return Status(state, **common)
+
+    def cancel(self, provider_job_id: str) -> bool:
+        self._call("POST", self._path(self.paths.cancel, provider_job_id))
+        return True
+
+    @staticmethod
+    def _path(template: str, provider_job_id: str) -> str:
+        return template.format(id=quote(provider_job_id, safe=""))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

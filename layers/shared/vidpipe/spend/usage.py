@@ -1,0 +1,55 @@
+"""A sanity check of the prompt tokens a provider reports against our estimate.
+
+The estimate comes from the documented image-token rules
+(``providers/image_tokens.py``) plus the text estimate. Two failures matter:
+
+- images dropped: some gateways strip image parts (or route to a text-only
+  model) and still answer, so the "analysis" never saw a frame. The tell is a
+  reported count well below what the images alone cost.
+- over-counted: the provider bills more than its own rules say (a resize we
+  did not expect, a detail level ignored), so estimates and budgets run short.
+
+A flagged call logs a warning and emits a ``UsageAnomaly`` metric; it is not
+an error, since the call has been made and paid for either way.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from vidpipe.observability import logger, metrics
+
+
+class UsageVerdict(StrEnum):
+    OK = "ok"
+    IMAGES_DROPPED = "images_dropped"
+    OVER_COUNTED = "over_counted"
+
+
+def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, image_tokens: int, *,
+                model: str, job_id: str | None = None, tolerance: float = 0.5) -> UsageVerdict:
+    """Compare reported with expected prompt tokens (``image_tokens`` is the part of
+    the expectation that is images).
+
+    Images dropped: more than ``tolerance`` of the image tokens are missing.
+    Over-counted: reported exceeds expected by more than ``tolerance`` of it.
+    The text estimate (≈4 characters a token) is rough, hence the wide margin.
+    """
+    if reported_prompt_tokens < expected_prompt_tokens - tolerance * image_tokens and image_tokens > 0:
+        verdict = UsageVerdict.IMAGES_DROPPED
+    elif reported_prompt_tokens > expected_prompt_tokens * (1 + tolerance):
+        verdict = UsageVerdict.OVER_COUNTED
+    else:
+        return UsageVerdict.OK
+    logger.warning(
+        "provider usage disagrees with the image-token rules",
+        extra={"verdict": str(verdict), "model": model, "job_id": job_id,
+               "expected_prompt_tokens": expected_prompt_tokens,
+               "reported_prompt_tokens": reported_prompt_tokens, "image_tokens": image_tokens},
+    )
+    with single_metric(name="UsageAnomaly", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="verdict", value=str(verdict))
+        metric.add_dimension(name="model", value=model)
+    return verdict

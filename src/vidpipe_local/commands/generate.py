@@ -1,0 +1,74 @@
+"""`vidpipe generate`: send job messages to the local jobs queue and let the
+real path run (queue → start_jobs → Generation state machine → emulator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate videos on the local stack")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="what to generate")
+    source.add_argument("--file", type=Path, help="a JSONL file of job messages (a batch)")
+    p.add_argument("--mode", choices=["normal", "slow_motion", "time_lapse", "hyperlapse"], default="normal")
+    p.add_argument("--duration", type=float, help="seconds")
+    p.add_argument("--fps", type=int)
+    p.add_argument("--resolution", help="WxH, e.g. 1280x720")
+    p.add_argument("--enhance", action="store_true", help="rewrite the prompt with a cheap chat model first")
+    p.add_argument("--max-cost-usd", type=float)
+    p.add_argument("--out", type=Path, help="folder for video.mp4, poster.jpg and job.json")
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.set_defaults(func=run)
+
+
+def messages_from(args) -> list[dict]:
+    if args.file:
+        lines = [line for line in args.file.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in lines]
+    message = {"type": "generate", "prompt": args.prompt, "mode": args.mode, "enhance_prompt": args.enhance,
+               "duration_s": args.duration, "fps": args.fps, "resolution": args.resolution,
+               "max_cost_usd": args.max_cost_usd}
+    return [{k: v for k, v in message.items() if v is not None}]
+
+
+def run(args) -> int:
+    from vidpipe.generation.messages import InvalidJobMessage, execution_name, parse_job_message
+    from vidpipe_local.cli import CommandError
+    from vidpipe_local.progress import Progress, download_outputs, failure_line, write_job_json
+    from vidpipe_local.stack.session import stack_session
+
+    messages = messages_from(args)
+    with stack_session() as session:
+        job_ids = []
+        for message in messages:
+            body = json.dumps(message)
+            try:
+                job_ids.append(execution_name(parse_job_message(body)))
+            except InvalidJobMessage as exc:
+                if len(messages) == 1:
+                    raise CommandError(f"invalid job: {exc.reason}", 2) from None
+                job_ids.append(None)  # start_jobs records it as REJECTED; reported below
+            session.client("sqs").send_message(QueueUrl=session.endpoints.jobs_queue_url, MessageBody=body)
+        failures = 0
+        for job_id in job_ids:
+            if job_id is None:
+                failures += 1
+                print("a message was rejected: see `vidpipe status` for its reason")
+                continue
+            job = session.wait_for_job(job_id, args.timeout, on_progress=Progress(session, f"generation {job_id}"))
+            out = (args.out or Path("out")) / job_id if len(job_ids) > 1 or not args.out else args.out
+            write_job_json(job, out / "job.json")
+            if job["status"] != "SUCCEEDED":
+                if len(job_ids) == 1:
+                    raise CommandError(failure_line(job))
+                failures += 1
+                print(f"vidpipe: {failure_line(job)}")
+                continue
+            files = download_outputs(session, {"video.mp4": f"outputs/{job_id}/video.mp4",
+                                               "poster.jpg": f"outputs/{job_id}/poster.jpg"}, out)
+            print(f"generation {job_id} SUCCEEDED")
+            for path in [*files, out / "job.json"]:
+                print(f"  {path}")
+    return 1 if failures else 0

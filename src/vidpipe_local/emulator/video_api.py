@@ -1,0 +1,242 @@
+"""The two async video wire shapes over one job store.
+
+Generic REST::
+
+    POST /v1/video/generate                 {prompt, model, mode, duration_s, fps, resolution "WxH"}
+    GET  /v1/video/generations/{id}         {id, status, progress 0..1, eta_seconds, video_url, error, ...}
+    POST /v1/video/generations/{id}/cancel  (or DELETE /v1/video/generations/{id})
+    GET  {video_url}                        mp4; a pre-signed-style URL outside /v1 (token, no bearer key)
+
+OpenAI videos API::
+
+    POST   /v1/videos                       JSON or multipart {model, prompt, seconds, size "WxH"}
+    GET    /v1/videos/{id}                  video object, status queued|in_progress|completed|failed
+    GET    /v1/videos/{id}/content          mp4 (bearer key)
+    DELETE /v1/videos/{id}                  cancels and forgets the job
+
+Both accept ``x_emulator_eta_s`` (body field) or an ``X-Emulator-Eta-S``
+header to pick the job's ETA in emulator seconds, and an
+``Idempotency-Key`` header (same key, same job).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from typing import TYPE_CHECKING, Callable
+
+from werkzeug.wrappers import Request, Response
+
+from vidpipe_local.emulator.errors import ApiError
+from vidpipe_local.emulator.faults import Fault
+from vidpipe_local.emulator.prompt_digest import mentions
+from vidpipe_local.emulator.video_jobs import CANCELLED_ERROR, Job, JobState, JobStore, new_job_id
+from vidpipe_local.emulator.videogen import MODES, VideoSpec
+
+if TYPE_CHECKING:
+    from vidpipe_local.emulator.calls import Call
+
+MAX_DURATION_S = 120.0
+MAX_FPS = 60.0
+MAX_PIXELS = 1920 * 1080
+OPENAI_FPS = 24.0
+OPENAI_STATUS = {"processing": "in_progress"}
+
+
+class VideoApi:
+    def __init__(self, jobs: JobStore, default_eta_s: float, base_url: Callable[[], str]):
+        self.jobs = jobs
+        self.default_eta_s = default_eta_s
+        self.base_url = base_url
+
+    # -- generic ------------------------------------------------------------
+
+    def generic_submit(self, request: Request, body: dict, call: Call, now: float, fault: Fault | None) -> Response:
+        prompt = _prompt(body)
+        mode = body.get("mode") or _mode_from(prompt)
+        if mode not in MODES:
+            raise ApiError(400, f"mode must be one of {list(MODES)}", param="mode")
+        width, height = _size(body.get("resolution", "1280x720"), "resolution")
+        spec = _checked(
+            VideoSpec(
+                prompt,
+                mode,
+                _number(body, "duration_s", 5.0),
+                _number(body, "fps", 24.0),
+                width,
+                height,
+            )
+        )
+        job, created = self._submit(request, "generic", str(body.get("model") or "emulator-video"), spec, body, call, now, fault)
+        return _submitted(self.generic_view(job, now), created)
+
+    def generic_status(self, job_id: str, call: Call, now: float) -> Response:
+        job = self._job("generic", job_id, call)
+        return json_response(self.generic_view(job, now))
+
+    def generic_cancel(self, job_id: str, call: Call, now: float) -> Response:
+        job = self._job("generic", job_id, call)
+        if job.state(now).status in ("queued", "processing"):
+            job.cancelled_at = now
+        return json_response(self.generic_view(job, now))
+
+    def generic_download(self, request: Request, job_id: str, call: Call, now: float) -> Response:
+        job = self._job("generic", job_id, call)
+        if not secrets.compare_digest(request.args.get("token", ""), job.download_token):
+            raise ApiError(403, "the download token does not match", type_="permission_error")
+        return self._video(job, now)
+
+    def generic_view(self, job: Job, now: float) -> dict:
+        state = job.state(now)
+        url = f"{self.base_url()}/files/videos/{job.id}.mp4?token={job.download_token}"
+        return {
+            "id": job.id,
+            "object": "video.generation",
+            "status": state.status,
+            "progress": round(state.progress, 4),
+            "eta_seconds": round(state.eta_s, 3),
+            "video_url": url if state.status == "completed" else None,
+            "error": state.error,
+            "model": job.model,
+            "mode": job.spec.mode,
+            "duration_s": job.spec.duration_s,
+            "fps": job.spec.fps,
+            "resolution": f"{job.spec.width}x{job.spec.height}",
+            "created_at": job.created_at,
+            "completed_at": state.completed_at,
+        }
+
+    # -- OpenAI videos API --------------------------------------------------
+
+    def openai_submit(self, request: Request, body: dict, call: Call, now: float, fault: Fault | None) -> Response:
+        prompt = _prompt(body)
+        width, height = _size(body.get("size", "720x1280"), "size")
+        spec = _checked(VideoSpec(prompt, _mode_from(prompt), _number(body, "seconds", 4.0), OPENAI_FPS, width, height))
+        job, created = self._submit(request, "openai", str(body.get("model") or "sora-2"), spec, body, call, now, fault)
+        return _submitted(openai_view(job, job.state(now)), created)
+
+    def openai_status(self, job_id: str, call: Call, now: float) -> Response:
+        job = self._job("openai", job_id, call)
+        return json_response(openai_view(job, job.state(now)))
+
+    def openai_delete(self, job_id: str, call: Call) -> Response:
+        job = self._job("openai", job_id, call)
+        self.jobs.delete("openai", job.id)
+        return json_response({"id": job.id, "object": "video.deleted", "deleted": True})
+
+    def openai_content(self, request: Request, job_id: str, call: Call, now: float) -> Response:
+        job = self._job("openai", job_id, call)
+        variant = request.args.get("variant", "video")
+        if variant != "video":
+            raise ApiError(400, f"the emulator only serves variant=video, not {variant!r}", param="variant")
+        return self._video(job, now)
+
+    # -- shared -------------------------------------------------------------
+
+    def _submit(
+        self, request: Request, api: str, model: str, spec: VideoSpec, body: dict, call: Call, now: float, fault: Fault | None
+    ) -> tuple[Job, bool]:
+        raw_eta = request.headers.get("X-Emulator-Eta-S", body.get("x_emulator_eta_s", self.default_eta_s))
+        try:
+            eta_s = float(raw_eta)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, "x_emulator_eta_s must be a number of seconds", param="x_emulator_eta_s") from exc
+        if not math.isfinite(eta_s) or eta_s < 0:
+            raise ApiError(400, "x_emulator_eta_s must be >= 0", param="x_emulator_eta_s")
+        job = Job(new_job_id(api), api, model, spec, created_at=now, eta_s=eta_s)
+        if fault is not None:
+            job.outcome = {"job_fail": "fail", "job_stall": "stall"}[fault.kind]
+            job.failure = fault.message
+        job, created = self.jobs.create(job, request.headers.get("Idempotency-Key"))
+        call.model, call.job_id = job.model, job.id
+        return job, created
+
+    def _job(self, api: str, job_id: str, call: Call) -> Job:
+        call.job_id = job_id
+        job = self.jobs.get(api, job_id)
+        call.model = job.model
+        return job
+
+    @staticmethod
+    def _video(job: Job, now: float) -> Response:
+        state = job.state(now)
+        if state.status != "completed":
+            raise ApiError(409, f"video {job.id} is {state.status}, not completed", code="video_not_ready")
+        return Response(job.video(), mimetype="video/mp4")
+
+
+def openai_view(job: Job, state: JobState) -> dict:
+    error = None
+    if state.error:
+        code = "cancelled" if state.error == CANCELLED_ERROR else "video_generation_failed"
+        error = {"code": code, "message": state.error}
+    seconds = job.spec.duration_s
+    return {
+        "id": job.id,
+        "object": "video",
+        "model": job.model,
+        "status": OPENAI_STATUS.get(state.status, state.status),
+        "progress": int(state.progress * 100),
+        "created_at": int(job.created_at),
+        "completed_at": int(state.completed_at) if state.completed_at is not None else None,
+        "expires_at": int(state.completed_at) + 86400 if state.completed_at is not None else None,
+        "prompt": job.spec.prompt,
+        "seconds": str(int(seconds)) if seconds == int(seconds) else str(seconds),
+        "size": f"{job.spec.width}x{job.spec.height}",
+        "quality": "standard",
+        "remixed_from_video_id": None,
+        "error": error,
+    }
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(json.dumps(data), status=status, mimetype="application/json")
+
+
+def _submitted(view: dict, created: bool) -> Response:
+    response = json_response(view)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _prompt(body: dict) -> str:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ApiError(400, "prompt must be a non-empty string", param="prompt")
+    return prompt
+
+
+def _mode_from(prompt: str) -> str:
+    return next((mode for mode in MODES[1:] if mentions(prompt, mode)), "normal")
+
+
+def _number(body: dict, key: str, default: float) -> float:
+    try:
+        value = float(body.get(key, default))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, f"{key} must be a number", param=key) from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ApiError(400, f"{key} must be positive", param=key)
+    return value
+
+
+def _size(raw: object, key: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", str(raw))
+    if not match:
+        raise ApiError(400, f"{key} must look like 1280x720", param=key)
+    width, height = int(match[1]), int(match[2])
+    # H.264 in yuv420p needs even sides.
+    if width % 2 or height % 2 or min(width, height) < 16 or width * height > MAX_PIXELS:
+        raise ApiError(400, f"{key} {raw} must have even sides, each >= 16, at most 1920x1080 pixels", param=key)
+    return width, height
+
+
+def _checked(spec: VideoSpec) -> VideoSpec:
+    if spec.duration_s > MAX_DURATION_S:
+        raise ApiError(400, f"duration must be at most {MAX_DURATION_S:g} s", param="duration_s")
+    if spec.fps > MAX_FPS:
+        raise ApiError(400, f"fps must be at most {MAX_FPS:g}", param="fps")
+    return spec

@@ -1,0 +1,105 @@
+import math
+from decimal import Decimal
+
+import pytest
+
+from vidpipe.analysis.models import AnalysisOptions, VideoInfo
+from vidpipe.analysis.plan import estimate, plan_analysis, split_segments
+from vidpipe.analysis.summarize import REDUCE_OUTPUT_TOKENS, SCENE_LINE_TOKENS, reduce_cost
+from vidpipe.config import Settings
+from vidpipe.errors import BudgetExceeded
+from vidpipe.spend.prices import PriceTable
+
+
+def video(duration_s=150.0, width=1920, height=1080) -> VideoInfo:
+    return VideoInfo(duration_s=duration_s, fps=30.0, frame_count=int(duration_s * 30), width=width, height=height,
+                     codec="h264", size_bytes=10_000_000)
+
+
+class RecordingPrice:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, input_tokens, output_tokens):
+        self.calls.append((model, input_tokens, output_tokens))
+        return Decimal(input_tokens) / 1000 + Decimal(output_tokens) / 100
+
+
+def test_given_a_long_video_when_splitting_then_segments_cover_it_in_order_with_per_segment_frame_caps():
+    segments = split_segments(150.0, 60.0, fps=1.0, max_frames=45)
+
+    assert [(s.index, s.start_s, s.end_s) for s in segments] == [(0, 0.0, 60.0), (1, 60.0, 120.0), (2, 120.0, 150.0)]
+    assert [s.max_frames for s in segments] == [45, 45, 30]
+
+
+def test_given_a_short_tail_when_splitting_then_it_joins_the_segment_before():
+    segments = split_segments(130.0, 60.0, fps=2.0, max_frames=500)
+
+    assert [(s.start_s, s.end_s) for s in segments] == [(0.0, 60.0), (60.0, 130.0)]
+    assert segments[-1].max_frames == 140
+
+
+def test_given_the_same_plan_when_estimating_for_two_families_then_they_differ_by_the_image_token_rules():
+    segments = split_segments(90.0, 60.0, fps=0.5, max_frames=120)  # 30 + 15 frames
+    price = RecordingPrice()
+
+    gemini = estimate(segments, "gemini-2.5-flash", (384, 216), "high", frames_per_chunk=8, price=price)
+    openai = estimate(segments, "gpt-4.1", (512, 288), "low", frames_per_chunk=8, price=price)
+
+    assert gemini.frames == openai.frames == 45
+    assert gemini.requests == math.ceil(30 / 8) + math.ceil(15 / 8) + 1  # chunks + one reduce call
+    assert gemini.input_tokens - openai.input_tokens == 45 * (258 - 85)
+    assert price.calls[0] == ("gemini-2.5-flash", gemini.input_tokens, gemini.output_tokens)
+    assert gemini.cost_usd == price(*price.calls[0])
+
+
+def test_given_more_scenes_than_one_reduce_call_takes_when_estimating_then_the_reduce_tree_is_counted():
+    assert reduce_cost(80, overhead_tokens=100) == (1, 80 * SCENE_LINE_TOKENS + 100, REDUCE_OUTPUT_TOKENS)
+    calls, input_tokens, output_tokens = reduce_cost(200, overhead_tokens=100)
+    assert calls == 3 + 1
+    assert input_tokens == 200 * SCENE_LINE_TOKENS + 3 * 100 + 3 * REDUCE_OUTPUT_TOKENS + 100
+    assert output_tokens == 4 * REDUCE_OUTPUT_TOKENS
+
+
+def test_given_an_openai_model_when_planning_then_frames_are_512_low_detail_and_cheaper_than_gemini(accounting):
+    settings = Settings(segment_seconds=60.0, default_fps=1.0, frames_per_chunk=8)
+    prices = RecordingPrice()
+
+    openai = plan_analysis("job-1", video(), AnalysisOptions(model="gpt-4.1"), settings, accounting, prices)
+    gemini = plan_analysis("job-2", video(), AnalysisOptions(model="gemini-2.5-flash"), settings, accounting, prices)
+
+    assert (openai.extract.frame_width, openai.extract.frame_height, openai.analyze.detail) == (512, 288, "low")
+    assert (gemini.extract.frame_width, gemini.extract.frame_height) == (384, 216)
+    assert openai.analyze.provider == "openai" and gemini.analyze.provider == "gemini"
+    assert openai.estimate.input_tokens < gemini.estimate.input_tokens
+
+
+def test_given_options_when_planning_then_they_override_the_settings_and_the_estimate_is_reserved(accounting):
+    settings = Settings(default_sampling="scene", default_fps=1.0, frames_per_chunk=8)
+    table = PriceTable.packaged()
+    options = AnalysisOptions(sampling="uniform", fps=2.0, frames_per_chunk=4, budget_usd=Decimal("5"))
+
+    plan = plan_analysis("job-1", video(60.0), options, settings, accounting, table.chat_cost)
+
+    assert (plan.extract.strategy, plan.extract.fps, plan.extract.frames_per_chunk) == ("uniform", 2.0, 4)
+    assert plan.segments[0].max_frames == 120
+    assert plan.reservation_id == "res-1"
+    assert accounting.reservations == [("job-1", plan.estimate.cost_usd, "gemini-2.5-flash", Decimal("5"))]
+    expected = table.chat_cost("gemini-2.5-flash", plan.estimate.input_tokens, plan.estimate.output_tokens)
+    assert plan.estimate.cost_usd == expected > 0
+
+
+def test_given_a_job_limit_below_the_estimate_when_planning_then_budget_exceeded_and_nothing_reserved(accounting):
+    with pytest.raises(BudgetExceeded):
+        plan_analysis("job-1", video(), AnalysisOptions(budget_usd=Decimal("0.0001")), Settings(), accounting,
+                      PriceTable.packaged().chat_cost)
+
+    assert accounting.reservations == []
+
+
+def test_given_a_plan_when_serialised_for_the_state_machine_then_it_stays_small(accounting):
+    settings = Settings(segment_seconds=60.0)
+    plan = plan_analysis("job-1", video(3 * 3600.0), AnalysisOptions(), settings, accounting, RecordingPrice())
+
+    assert len(plan.segments) == 180
+    assert len(plan.model_dump_json()) < 32_000
