@@ -5,7 +5,9 @@ Prompt tokens = image tokens (``image_tokens`` with each image's real size,
 the model's family and the part's ``detail``; OpenAI's default ``auto`` is
 billed as ``high``) + ``text_tokens`` of each text segment (every string
 ``content`` and every ``text`` part of every message, summed per segment).
-Completion tokens = ``text_tokens`` of the answer. ``max_tokens`` is not
+Completion tokens = ``text_tokens`` of the answer. A text part right before
+an image labels it ("Frame 12 at 3.50s"): the answer uses that index and
+timestamp. ``max_tokens`` is not
 enforced and ``stream`` is refused.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,9 +27,11 @@ from vidpipe.providers.image_tokens import family_of, image_tokens, text_tokens
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.pixels import ImageDecodeError, ImageFacts, analyze
 from vidpipe_local.emulator.prompt_digest import digest
-from vidpipe_local.emulator.schema_fill import FillContext, fill
+from vidpipe_local.emulator.schema_fill import FillContext, SeenImage, fill
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_LABEL_INDEX = re.compile(r"\b(?:frame|image)\s*#?\s*(\d+)", re.IGNORECASE)
+_LABEL_TIME = re.compile(r"\bat\s*(\d+(?:\.\d+)?)\s*s\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class ChatResult:
 
 @dataclass
 class _Prompt:
-    images: list[ImageFacts]
+    images: list[SeenImage]
     image_tokens: int
     text_tokens: int
     user_text: str
@@ -68,7 +73,7 @@ def complete(request: dict, now: float) -> ChatResult:
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
-    return ChatResult(body, model, [f.signature for f in prompt.images], prompt_tokens, completion_tokens)
+    return ChatResult(body, model, [seen.facts.signature for seen in prompt.images], prompt_tokens, completion_tokens)
 
 
 def _read_messages(messages: object, model: str) -> _Prompt:
@@ -93,17 +98,26 @@ def _read_messages(messages: object, model: str) -> _Prompt:
                     user_texts.append(part["text"])
             elif kind == "image_url":
                 image_url = part.get("image_url")
-                image_url = {"url": image_url} if isinstance(image_url, str) else image_url or {}
+                image_url = {"url": image_url} if isinstance(image_url, str) else image_url
+                if not isinstance(image_url, dict):
+                    raise ApiError(400, "image_url must be an object with a url", param=f"{param}.image_url")
                 url, detail = image_url.get("url"), image_url.get("detail") or "auto"
                 if detail not in ("auto", "low", "high"):
                     raise ApiError(400, f"invalid detail {detail!r}", param=f"{param}.image_url.detail")
                 facts = _load_image(url, param)
-                prompt.images.append(facts)
+                previous = parts[j - 1] if j > 0 and isinstance(parts[j - 1], dict) else {}
+                prompt.images.append(_seen(facts, len(prompt.images), previous.get("text")))
                 prompt.image_tokens += image_tokens(family, facts.width, facts.height, "low" if detail == "low" else "high")
             else:
                 raise ApiError(400, f"unsupported content part {kind!r}", param=param)
     prompt.user_text = "\n".join(user_texts)
     return prompt
+
+
+def _seen(facts: ImageFacts, position: int, label: object) -> SeenImage:
+    label = label if isinstance(label, str) else ""
+    index, timestamp = _LABEL_INDEX.search(label), _LABEL_TIME.search(label)
+    return SeenImage(facts, int(index[1]) if index else position, float(timestamp[1]) if timestamp else None)
 
 
 def _load_image(url: object, param: str) -> ImageFacts:
@@ -151,7 +165,7 @@ def _answer(prompt: _Prompt, response_format: object) -> str:
         raise ApiError(400, f"unsupported response_format type {kind!r}", param="response_format")
     if not prompt.images:
         return digest(prompt.user_text)
-    return "\n".join(f"frame {i}: {f.describe()}" for i, f in enumerate(prompt.images))
+    return "\n".join(f"frame {seen.index}: {seen.facts.describe()}" for seen in prompt.images)
 
 
 def _json_object(prompt: _Prompt) -> dict:
@@ -159,13 +173,14 @@ def _json_object(prompt: _Prompt) -> dict:
         return {"summary": digest(prompt.user_text)}
     frames = [
         {
-            "index": i,
-            "description": f.describe(),
-            "colours": list(f.colours),
-            "brightness": f.brightness,
-            "edge_density": f.edge_density,
-            "signature": f.signature,
+            "index": seen.index,
+            "timestamp_s": seen.timestamp_s,
+            "description": seen.facts.describe(),
+            "colours": list(seen.facts.colours),
+            "brightness": seen.facts.brightness,
+            "edge_density": seen.facts.edge_density,
+            "signature": seen.facts.signature,
         }
-        for i, f in enumerate(prompt.images)
+        for seen in prompt.images
     ]
-    return {"frames": frames, "summary": "; ".join(f"frame {i}: {f['description']}" for i, f in enumerate(frames))}
+    return {"frames": frames, "summary": "; ".join(f"frame {f['index']}: {f['description']}" for f in frames)}

@@ -10,16 +10,21 @@ a few naming conventions so answers carry the pixels:
 - strings get the image's description including ``sig:<signature>``
   (fields named like colour get its dominant colour);
 - string arrays get the image's tags (colour names, brightness, edges);
-- integers named like index get the image's position in the request
-  (0-based); numbers named like brightness / edge / confidence get those;
-- with no images, strings and string arrays come from the prompt text and
-  enums pick the value the prompt mentions.
+- integers named like index get the image's index as labelled in the
+  request ("Frame 12 at 3.50s" before the image), else its 0-based position;
+  numbers named like time get the labelled timestamp; numbers named like
+  brightness / edge / confidence get those;
+- with no images, a string field whose name the user's JSON message also
+  has echoes that value (e.g. ``prompt``), other strings and string arrays
+  digest the prompt text, enums pick the value the prompt mentions, and
+  nullable numbers and booleans are null (there is no evidence for them).
 
 Not handled: ``pattern``, ``format``, ``not``, conditional schemas.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -36,9 +41,16 @@ _TIME = re.compile(r"time|second|_s$|^t$|start|end")
 
 
 @dataclass(frozen=True)
+class SeenImage:
+    facts: ImageFacts
+    index: int  # as labelled in the request, else the position among the images
+    timestamp_s: float | None = None  # as labelled, if the label has one
+
+
+@dataclass(frozen=True)
 class FillContext:
-    images: list[ImageFacts]
-    prompt: str  # all the text the call carried
+    images: list[SeenImage]
+    prompt: str  # the user's text
 
 
 def fill(schema: dict, ctx: FillContext) -> Any:
@@ -49,6 +61,7 @@ class _Filler:
     def __init__(self, root: dict, ctx: FillContext):
         self.root = root
         self.ctx = ctx
+        self.user_json = _json_object(ctx.prompt)
 
     def value(self, schema: dict, name: str, image: int | None) -> Any:
         schema = self.resolve(schema)
@@ -60,6 +73,9 @@ class _Filler:
             if key in schema:
                 options = [self.resolve(s) for s in schema[key]]
                 chosen = next((s for s in options if s.get("type") != "null"), options[0])
+                nullable = len(options) > 1 and any(s.get("type") == "null" for s in options)
+                if nullable and not self.ctx.images and self.kind(chosen) in ("number", "integer", "boolean"):
+                    return None
                 return self.value(chosen, name, image)
         kind = self.kind(schema)
         key = name.lower()
@@ -124,38 +140,51 @@ class _Filler:
     def per_frame(self, key: str, items: dict) -> bool:
         return bool(_PER_FRAME.search(key)) or any(_PER_FRAME.search(p.lower()) for p in items.get("properties", {}))
 
+    def seen(self, image: int | None) -> list[SeenImage]:
+        return self.ctx.images if image is None else [self.ctx.images[image]]
+
     def tags(self, image: int | None) -> list[str]:
-        facts = self.ctx.images if image is None else [self.ctx.images[image]]
-        return list(dict.fromkeys(tag for f in facts for tag in f.tags))
+        return list(dict.fromkeys(tag for seen in self.seen(image) for tag in seen.facts.tags))
 
     def text(self, key: str, image: int | None) -> str:
-        images = self.ctx.images if image is None else [self.ctx.images[image]]
+        images = self.seen(image)
         if not images:
-            return digest(self.ctx.prompt)
+            echoed = self.user_json.get(key)
+            return echoed if isinstance(echoed, str) and echoed else digest(self.ctx.prompt)
         if _COLOUR.search(key):
-            return images[0].colours[0]
+            return images[0].facts.colours[0]
         if len(images) == 1:
-            return images[0].describe()
-        return "; ".join(f"frame {i}: {f.describe()}" for i, f in enumerate(images))
+            return images[0].facts.describe()
+        return "; ".join(f"frame {s.index}: {s.facts.describe()}" for s in images)
 
     def integer(self, key: str, image: int | None) -> int:
         if _COUNT.search(key):
             return len(self.ctx.images)
         if _INDEX.search(key) or _TIME.search(key):
-            return image or 0
+            return self.ctx.images[image].index if image is not None else 0
         return 1
 
     def number(self, key: str, image: int | None) -> float:
-        facts = self.ctx.images[image] if image is not None else None
-        if facts and "bright" in key:
-            return facts.brightness
-        if facts and "edge" in key:
-            return facts.edge_density
+        seen = self.ctx.images[image] if image is not None else None
+        if seen and "bright" in key:
+            return seen.facts.brightness
+        if seen and "edge" in key:
+            return seen.facts.edge_density
         if re.search(r"confidence|score|probability", key):
             return 0.9
         if _TIME.search(key):
-            return float(image or 0)
+            if seen is None:
+                return 0.0
+            return seen.timestamp_s if seen.timestamp_s is not None else float(seen.index)
         return 1.0
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _clamp(value: float, schema: dict, integer: bool) -> float:

@@ -14,6 +14,7 @@ and the Wait states.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -135,6 +136,7 @@ class LocalStack:
             if self.server_port is not None:
                 from moto.server import ThreadedMotoServer
 
+                logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
                 self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port, verbose=False)
                 self._server.start()
             if self.background_pollers:

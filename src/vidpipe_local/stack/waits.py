@@ -1,12 +1,17 @@
-"""Make Step Functions Wait states (executed by moto) wait on the local clock.
+"""Make Step Functions Wait states and Retry intervals (executed by moto)
+wait on the local clock.
 
-moto waits in real time (``WaitFunction._wait_interval``). With the local
-clock a Wait of 600 s lasts 600/scale real seconds (ScaledClock) or advances
-a VirtualClock at once, in step with the provider emulator's jobs.
+moto waits in real time (``WaitFunction._wait_interval`` and ``time.sleep``
+in the retrier). With the local clock a Wait of 600 s lasts 600/scale real
+seconds (ScaledClock) or advances a VirtualClock at once, in step with the
+provider emulator's jobs.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from vidpipe_local.clock import Clock
@@ -16,7 +21,9 @@ class ClockedWaits:
     def __init__(self, clock: Clock):
         self.clock = clock
         self.waited_s: list[float] = []
+        self.retry_waits_s: list[float] = []
         self._original = None
+        self._original_time = None
 
     def patch(self) -> None:
         waits = self
@@ -29,7 +36,17 @@ class ClockedWaits:
 
         WaitFunction._wait_interval = _wait_interval
 
+        def retry_sleep(seconds: float) -> None:
+            waits.retry_waits_s.append(float(seconds))
+            waits.clock.sleep(float(seconds))
+
+        self._original_time = retrier_decl.time
+        retrier_decl.time = SimpleNamespace(sleep=retry_sleep)
+
     def unpatch(self) -> None:
         if self._original is not None:
             WaitFunction._wait_interval = self._original
             self._original = None
+        if self._original_time is not None:
+            retrier_decl.time = self._original_time
+            self._original_time = None

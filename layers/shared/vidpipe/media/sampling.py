@@ -173,6 +173,8 @@ class SegmentSampler:
             if t >= self.end_s - _EPS:
                 return
             thumb = Thumb(frame, self.scene)
+            if thumb.blank:
+                continue  # a black keyframe (mid-fade) neither shows anything nor starts a shot
             if previous is not None and t >= self.start_s - _EPS:
                 score = hist_distance(previous[1], thumb)
                 if score >= self.scene.plateau_distance:

@@ -12,7 +12,14 @@ from vidpipe.providers.video.bedrock import BedrockVideoProvider
 from vidpipe.providers.video.generic import GenericVideoProvider
 from vidpipe.providers.video.openai import OpenAIVideoProvider
 
-__all__ = ["Status", "Submitted", "VideoProvider", "VideoRequest", "build_video_provider"]
+__all__ = ["Status", "Submitted", "VideoProvider", "VideoRequest", "billed_seconds", "build_video_provider"]
+
+ADAPTERS: dict[str, type[VideoProvider]] = {
+    "generic": GenericVideoProvider, "openai": OpenAIVideoProvider, "bedrock": BedrockVideoProvider}
+
+
+def billed_seconds(provider: str, model: str, duration_s: float) -> float:
+    return ADAPTERS[provider].billed_seconds(model, duration_s)
 
 
 def build_video_provider(name: str, *, base_url: str, api_key: str, policy: RetryPolicy = RetryPolicy(),
@@ -21,7 +28,6 @@ def build_video_provider(name: str, *, base_url: str, api_key: str, policy: Retr
     """The adapter for a job's ``provider`` ("generic" | "openai" | "bedrock")."""
     if name == "bedrock":
         return BedrockVideoProvider(bedrock_client, on_attempt=on_attempt)
-    adapters = {"generic": GenericVideoProvider, "openai": OpenAIVideoProvider}
-    if name not in adapters:
+    if name not in ADAPTERS:
         raise ValueError(f"unknown video provider {name!r}")
-    return adapters[name](base_url, api_key, policy=policy, on_attempt=on_attempt, http_client=http_client)
+    return ADAPTERS[name](base_url, api_key, policy=policy, on_attempt=on_attempt, http_client=http_client)

@@ -61,6 +61,11 @@ class Status:
 class VideoProvider(ABC):
     name: str
 
+    @classmethod
+    def billed_seconds(cls, model: str, duration_s: float) -> float:
+        """Clip seconds the provider charges for a requested duration (some round up)."""
+        return duration_s
+
     @abstractmethod
     def submit(self, request: VideoRequest, idempotency_key: str) -> Submitted:
         """Start a job. The same idempotency key must never start a second one."""

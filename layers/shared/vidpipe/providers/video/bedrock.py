@@ -20,6 +20,7 @@ from vidpipe.providers.video.base import Status, Submitted, VideoProvider, Video
 RETRYABLE_CODES = frozenset({"ThrottlingException", "ServiceUnavailableException", "InternalServerException",
                              "ModelNotReadyException", "ServiceQuotaExceededException"})
 STATES = {"InProgress": "processing", "Completed": "completed", "Failed": "failed"}
+NOVA_REEL, LUMA_RAY = "amazon.nova-reel", "luma.ray"
 NOVA_SHOT_S = 6  # Nova Reel renders 6 s shots; longer clips are multi-shot, in whole shots
 LUMA_ASPECTS = {"1:1": 1.0, "16:9": 16 / 9, "9:16": 9 / 16, "4:3": 4 / 3, "3:4": 3 / 4, "21:9": 21 / 9,
                 "9:21": 9 / 21}
@@ -27,25 +28,33 @@ LUMA_ASPECTS = {"1:1": 1.0, "16:9": 16 / 9, "9:16": 9 / 16, "4:3": 4 / 3, "3:4":
 
 def model_input(request: VideoRequest) -> dict[str, Any]:
     """The model-specific modelInput document."""
-    if request.model.startswith("amazon.nova-reel"):
-        shots = max(1, math.ceil(request.duration_s / NOVA_SHOT_S))
-        config = {"durationSeconds": shots * NOVA_SHOT_S, "fps": request.fps, "dimension": request.resolution}
-        if shots == 1:
+    seconds = BedrockVideoProvider.billed_seconds(request.model, request.duration_s)
+    if request.model.startswith(NOVA_REEL):
+        config = {"durationSeconds": int(seconds), "fps": request.fps, "dimension": request.resolution}
+        if seconds == NOVA_SHOT_S:
             return {"taskType": "TEXT_VIDEO", "textToVideoParams": {"text": request.prompt},
                     "videoGenerationConfig": config}
         return {"taskType": "MULTI_SHOT_AUTOMATED", "multiShotAutomatedParams": {"text": request.prompt},
                 "videoGenerationConfig": config}
-    if request.model.startswith("luma.ray"):
+    if request.model.startswith(LUMA_RAY):
         width, height = (int(side) for side in request.resolution.split("x"))
         aspect = min(LUMA_ASPECTS, key=lambda name: abs(LUMA_ASPECTS[name] - width / height))
         return {"prompt": request.prompt, "aspect_ratio": aspect, "loop": False,
-                "duration": "5s" if request.duration_s <= 5 else "9s",
+                "duration": f"{seconds:.0f}s",
                 "resolution": "540p" if min(width, height) <= 540 else "720p"}
     raise ProviderError(f"bedrock: no request shape for model {request.model!r} (Nova Reel or Luma Ray)")
 
 
 class BedrockVideoProvider(VideoProvider):
     name = "bedrock"
+
+    @classmethod
+    def billed_seconds(cls, model: str, duration_s: float) -> float:
+        if model.startswith(NOVA_REEL):
+            return float(max(1, math.ceil(duration_s / NOVA_SHOT_S)) * NOVA_SHOT_S)
+        if model.startswith(LUMA_RAY):
+            return 5.0 if duration_s <= 5 else 9.0  # Ray 2 renders 5 s or 9 s clips
+        return duration_s
 
     def __init__(self, client=None, on_attempt: Callable[[int], None] | None = None):
         self.client = client or aws.client("bedrock-runtime")

@@ -17,6 +17,10 @@ STATES = {"queued": "queued", "in_progress": "processing", "completed": "complet
 class OpenAIVideoProvider(HttpVideoProvider):
     name = "openai"
 
+    @classmethod
+    def billed_seconds(cls, model: str, duration_s: float) -> float:
+        return float(math.ceil(duration_s))
+
     def submit(self, request: VideoRequest, idempotency_key: str) -> Submitted:
         # The API takes whole seconds as a string ("4", "8", "12") and the size as "WxH".
         body = {"model": request.model, "prompt": request.prompt,
