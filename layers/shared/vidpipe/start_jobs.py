@@ -76,9 +76,8 @@ class StartJobs:
 
     def start_analysis(self, job_id: str, bucket: str, key: str, options: dict) -> Started:
         request = {"bucket": bucket, "key": key, "options": options}
-        created = self.jobs.create(job_id, "analysis", request)
-        started = self._start(self.analysis_arn, job_id, {"job_id": job_id, **request})
-        return Started(job_id, "analysis", duplicate=not (created or started))
+        return self._create_and_start(job_id, "analysis", request, self.analysis_arn,
+                                      {"job_id": job_id, **request})
 
     # ------------------------------------------------------------ job messages
     def start_message(self, body: str, message_id: str) -> Started:
@@ -97,11 +96,20 @@ class StartJobs:
             options = job.model_dump(exclude_none=True, exclude={"type", "s3_uri", "client_token"})
             return self.start_analysis(job_id, bucket, key, options)
         request = job.model_dump(mode="json")
-        created = self.jobs.create(job_id, "generation", request)
-        started = self._start(self.generation_arn, job_id, {"job_id": job_id, "request": request})
-        return Started(job_id, "generation", duplicate=not (created or started))
+        return self._create_and_start(job_id, "generation", request, self.generation_arn,
+                                      {"job_id": job_id, "request": request})
 
     # ------------------------------------------------------------ shared
+    def _create_and_start(self, job_id: str, kind: str, request: dict, state_machine_arn: str,
+                          execution_input: dict) -> Started:
+        if not self.jobs.create(job_id, kind, request):
+            existing = self.jobs.get(job_id) or {}
+            if existing.get("execution_arn") or existing.get("status") == JobStatus.REJECTED:
+                return Started(job_id, kind, duplicate=True)
+            # Created by an earlier delivery whose start failed: start it now.
+        started = self._start(state_machine_arn, job_id, execution_input)
+        return Started(job_id, kind, duplicate=not started)
+
     def _start(self, state_machine_arn: str, name: str, execution_input: dict) -> bool:
         """Start the execution named after the job; False if it already exists."""
         try:

@@ -147,9 +147,9 @@ class SegmentSampler:
                 shot, shot_has_frame = shot + 1, False
             vt = verdict.t_s
             if vt >= self.end_s - _EPS:
-                if not detector.in_transition or vt >= self.end_s + params.max_transition_s:
+                if not verdict.in_transition or vt >= self.end_s + params.max_transition_s:
                     return
-                continue  # finish the transition: its midpoint may still fall in this segment
+                continue  # finish the open transition: its midpoint may still fall in this segment
             if vt < self.start_s - _EPS or verdict.in_transition or verdict.thumb.blank:
                 continue
             if not shot_has_frame:
@@ -169,7 +169,10 @@ class SegmentSampler:
         stream.codec_context.skip_frame = "NONKEY"
         previous: tuple[float, Thumb] | None = None
         shot = 0
-        for frame, t in self._decoded(container, stream, self.start_s, keyframes_only=True):
+        # Start a little early: the last non-blank keyframe before the segment is the reference for a cut at
+        # start_s (pre-roll costs only a keyframe or two).
+        seek_s = max(0.0, self.start_s - self.scene.max_transition_s)
+        for frame, t in self._decoded(container, stream, seek_s, keyframes_only=True):
             if t >= self.end_s - _EPS:
                 return
             thumb = Thumb(frame, self.scene)

@@ -142,10 +142,6 @@ class ShotDetector:
         self._plateau: _Plateau | None = None
         self._held: _Held | None = None
 
-    @property
-    def in_transition(self) -> bool:
-        return self._plateau is not None
-
     def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
         act = activity(thumb, self._ring[-1][1]) if self._ring else 0.0
         verdict = self._release(next_activity=act)
