@@ -51,11 +51,12 @@ def test_given_same_idempotency_key_when_submitted_twice_then_one_job(client, em
     assert len({c.job_id for c in emulator.calls if c.kind == "video.submit"}) == 2
 
 
-def test_given_running_job_when_cancelled_then_failed_and_no_video(client, clock):
+@pytest.mark.parametrize(("method", "suffix"), [("POST", "/cancel"), ("DELETE", "")])
+def test_given_running_job_when_cancelled_then_failed_and_no_video(client, clock, method, suffix):
     job = _submit(client)
     clock.advance(10)
 
-    cancelled = client.post(f"/v1/video/generations/{job['id']}/cancel").json()
+    cancelled = client.request(method, f"/v1/video/generations/{job['id']}{suffix}").json()
     clock.advance(60)
     later = client.get(f"/v1/video/generations/{job['id']}").json()
 

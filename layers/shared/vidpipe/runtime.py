@@ -32,10 +32,10 @@ class Deps:
 def load_secrets(settings: Settings) -> dict:
     if not settings.provider_secret_arn:
         return {}
-    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    return parameters.get_secret(settings.provider_secret_arn, transform="json", max_age=300,
-                                 boto3_client=aws.client("secretsmanager"))
+    provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+    return provider.get(settings.provider_secret_arn, transform="json", max_age=300)
 
 
 @lru_cache(maxsize=1)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         emulator.start()
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
-    with emulator:
+    try:
         print(f"provider emulator on {emulator.url}  (time scale {args.time_scale:g}x)")
         print(f"  chat base URL   {emulator.chat_base_url}   POST /chat/completions")
         print(f"  video base URL  {emulator.video_base_url}   POST /v1/video/generate, POST /v1/videos")
@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
         for fault in emulator.faults.list():
             print(f"  fault           {fault['endpoint']}:{fault['kind']} times={fault['times'] or 'always'}")
         print("Ctrl-C to stop", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopped")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        emulator.stop()
     return 0

@@ -18,7 +18,13 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe.config import Settings
 from vidpipe.spend.ledger import SUMMED, AggregateBy, Ledger, LedgerEntry, SpendTotals
+from vidpipe.spend.prices import quantize_usd
+from vidpipe_local.cli import CommandError
 
 _TOTAL_COLUMNS = ("key", "calls", "input_tokens", "output_tokens", "images", "clip_seconds", "cost_usd")
 _ENTRY_COLUMNS = ("created_at", "step", "provider", "model", "input_tokens", "output_tokens", "images",
@@ -27,10 +33,10 @@ _BY = ("day", "month", "model", "provider")
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("spend", help="provider spend from the ledger, per job, day, month, model or provider")
+    parser = subparsers.add_parser("spend", help="provider spend from the ledger: per job, day, month, model, provider")
     parser.add_argument("--job", help="one job's ledger entries and totals")
     parser.add_argument("--by", choices=_BY, help="group totals (default: day; with --job: list entries)")
-    parser.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--aws", action="store_true", help="read the deployed table with your AWS credentials")
     parser.add_argument("--profile", help="AWS profile (with --aws)")
     parser.add_argument("--table", help="DynamoDB table (default: Settings.table_name)")
@@ -38,27 +44,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from vidpipe_local.cli import CommandError
-
     if args.profile and not args.aws:
         raise CommandError("--profile only applies with --aws")
     try:
         if args.aws:
-            import boto3
-
-            from vidpipe.config import Settings
-
             client = boto3.session.Session(profile_name=args.profile).client("dynamodb")
             ledger = Ledger(args.table or Settings().table_name, client=client)
-            print(render_spend(ledger, job=args.job, by=args.by, as_json=args.as_json))
+            print(render_spend(ledger, job=args.job, by=args.by, as_json=args.json))
             return 0
-        from vidpipe_local.stack.session import stack_session
+        from vidpipe_local.stack.session import stack_session  # heavy (moto): only when used
 
         with stack_session() as stack:
             ledger = Ledger(args.table or stack.settings.table_name, client=stack.client("dynamodb"))
-            print(render_spend(ledger, job=args.job, by=args.by, as_json=args.as_json))
+            print(render_spend(ledger, job=args.job, by=args.by, as_json=args.json))
         return 0
     except (BotoCoreError, ClientError) as exc:
         raise CommandError(f"cannot read the ledger: {exc}") from exc
@@ -106,6 +104,8 @@ def _cells(row: LedgerEntry | SpendTotals, columns: tuple[str, ...], label: str 
             value = label
         elif column == "created_at":
             value = value.strftime("%Y-%m-%d %H:%M:%S")
+        elif column == "cost_usd":
+            value = quantize_usd(value)  # every amount to the micro-dollar, as stored
         cells.append(f"{value:f}" if isinstance(value, Decimal) else str(value))
     return cells
 
@@ -116,7 +116,7 @@ def _table(columns: tuple[str, ...], rows: list[list[str]], total: list[str]) ->
 
     def line(cells: list[str]) -> str:
         return "  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
-                         for i, (cell, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(list(columns)), rule, *map(line, rows), rule, line(total)])

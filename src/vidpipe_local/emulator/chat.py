@@ -83,12 +83,7 @@ def _read_messages(messages: object, model: str) -> _Prompt:
     prompt = _Prompt(images=[], image_tokens=0, text_tokens=0, user_text="")
     user_texts: list[str] = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or "role" not in message:
-            raise ApiError(400, f"messages[{i}] must be an object with a role", param=f"messages[{i}]")
-        content = message.get("content")
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        if not isinstance(parts, list):
-            raise ApiError(400, f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content")
+        parts = _parts(message, i)
         for j, part in enumerate(parts):
             param = f"messages[{i}].content[{j}]"
             kind = part.get("type") if isinstance(part, dict) else None
@@ -97,27 +92,40 @@ def _read_messages(messages: object, model: str) -> _Prompt:
                 if message["role"] == "user":
                     user_texts.append(part["text"])
             elif kind == "image_url":
-                image_url = part.get("image_url")
-                image_url = {"url": image_url} if isinstance(image_url, str) else image_url
-                if not isinstance(image_url, dict):
-                    raise ApiError(400, "image_url must be an object with a url", param=f"{param}.image_url")
-                url, detail = image_url.get("url"), image_url.get("detail") or "auto"
-                if detail not in ("auto", "low", "high"):
-                    raise ApiError(400, f"invalid detail {detail!r}", param=f"{param}.image_url.detail")
-                facts = _load_image(url, param)
-                previous = parts[j - 1] if j > 0 and isinstance(parts[j - 1], dict) else {}
-                prompt.images.append(_seen(facts, len(prompt.images), previous.get("text")))
-                prompt.image_tokens += image_tokens(family, facts.width, facts.height, "low" if detail == "low" else "high")
+                label = parts[j - 1].get("text") if j > 0 and isinstance(parts[j - 1], dict) else None
+                seen, detail = _read_image(part, param, label, len(prompt.images))
+                prompt.images.append(seen)
+                prompt.image_tokens += image_tokens(family, seen.facts.width, seen.facts.height, detail)
             else:
                 raise ApiError(400, f"unsupported content part {kind!r}", param=param)
     prompt.user_text = "\n".join(user_texts)
     return prompt
 
 
-def _seen(facts: ImageFacts, position: int, label: object) -> SeenImage:
+def _parts(message: object, i: int) -> list:
+    if not isinstance(message, dict) or "role" not in message:
+        raise ApiError(400, f"messages[{i}] must be an object with a role", param=f"messages[{i}]")
+    content = message.get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+    if not isinstance(parts, list):
+        raise ApiError(400, f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content")
+    return parts
+
+
+def _read_image(part: dict, param: str, label: object, position: int) -> tuple[SeenImage, str]:
+    """The image and the detail it is billed at (OpenAI bills ``auto`` as ``high``)."""
+    image_url = part.get("image_url")
+    image_url = {"url": image_url} if isinstance(image_url, str) else image_url
+    if not isinstance(image_url, dict):
+        raise ApiError(400, "image_url must be an object with a url", param=f"{param}.image_url")
+    detail = image_url.get("detail") or "auto"
+    if detail not in ("auto", "low", "high"):
+        raise ApiError(400, f"invalid detail {detail!r}", param=f"{param}.image_url.detail")
+    facts = _load_image(image_url.get("url"), param)
     label = label if isinstance(label, str) else ""
     index, timestamp = _LABEL_INDEX.search(label), _LABEL_TIME.search(label)
-    return SeenImage(facts, int(index[1]) if index else position, float(timestamp[1]) if timestamp else None)
+    seen = SeenImage(facts, int(index[1]) if index else position, float(timestamp[1]) if timestamp else None)
+    return seen, "low" if detail == "low" else "high"
 
 
 def _load_image(url: object, param: str) -> ImageFacts:

@@ -2,7 +2,17 @@
 
 A fault fires only once configured, on requests to its endpoint, for
 ``times`` requests (``None`` = every request). The first matching fault with
-requests left fires; one fault per request.
+requests left fires; one fault per request. Endpoints: chat, video.submit,
+video.status, video.download, video.cancel, or * for all. Kinds:
+
+    429 / 500 / 503 / any 3-digit status   that status (429 and 503 carry Retry-After: retry_after)
+    latency     answer normally after delay_s real seconds
+    timeout     hold the request hold_s real seconds, then answer (the client has given up)
+    reset       drop the connection with a TCP RST, no answer
+    malformed   same status, half the body (JSON that does not parse, an MP4 that does not decode)
+    truncate    Content-Length of the whole body, half of it sent, connection closed
+    job_fail    (video.submit) the job fails at its ETA with error ``message``
+    job_stall   (video.submit) the job stays processing forever
 
 Spec strings (CLI ``--fault`` and ``POST /_emulator/faults {"spec": ...}``)::
 
@@ -36,10 +46,10 @@ class Fault:
     endpoint: str
     kind: str
     times: int | None = 1  # None: every request
-    retry_after: float = 1.0  # 429: Retry-After seconds
+    retry_after: float = 1.0  # 429 / 503: Retry-After seconds
     delay_s: float = 0.5  # latency: real seconds before answering
     hold_s: float = 5.0  # timeout: real seconds the request is held before answering
-    message: str = "the emulator was told to fail this job"  # job_fail / status errors
+    message: str = "the emulator was told to fail this job"  # job_fail: the job's error
     fired: int = 0
 
     def __post_init__(self) -> None:

@@ -56,8 +56,9 @@ def image_signature(data: bytes) -> str:
 
 
 def analyze(data: bytes) -> ImageFacts:
-    width, height = image_size(data)
-    bgr = _decode_small(data, max(width, height))
+    size = _header_size(data)
+    bgr = _decode_small(data, max(size) if size else 0)
+    width, height = size or (bgr.shape[1], bgr.shape[0])  # other formats (WebP...) decode in full
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     return ImageFacts(
         width=width,
@@ -69,13 +70,13 @@ def analyze(data: bytes) -> ImageFacts:
     )
 
 
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the PNG or JPEG header (no full decode)."""
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG or JPEG header (no decode); None for other formats."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:2] == b"\xff\xd8":
         return _jpeg_size(data)
-    raise ImageDecodeError("image is neither PNG nor JPEG")
+    return None
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
@@ -96,8 +97,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     raise ImageDecodeError("JPEG has no frame header")
 
 
-# Decoding at 1/2, 1/4 or 1/8 keeps a 4096x8192 image cheap; the facts only
-# need a thumbnail (size comes from the header).
+# Decoding at 1/2, 1/4 or 1/8 keeps a 4096x8192 image cheap: the facts only
+# need a thumbnail, and the real size comes from the header.
 _REDUCED = ((4096, cv2.IMREAD_REDUCED_COLOR_8), (2048, cv2.IMREAD_REDUCED_COLOR_4), (1024, cv2.IMREAD_REDUCED_COLOR_2))
 
 

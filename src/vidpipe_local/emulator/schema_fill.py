@@ -1,8 +1,9 @@
 """Fill a JSON Schema with values derived from what the call received.
 
 Generic over the schema (objects, arrays, strings, numbers, integers,
-booleans, enums, const, $ref/$defs, anyOf/oneOf/allOf, min/max bounds), with
-a few naming conventions so answers carry the pixels:
+booleans, enums, const, $ref/$defs, anyOf/oneOf/allOf, min/max bounds; every
+property is filled, so ``required`` always holds), with a few naming
+conventions so answers carry the pixels:
 
 - an array of objects that looks per-frame (its name, or its items'
   property names, mention frame/image/index...) gets one element per
@@ -33,11 +34,11 @@ from typing import Any
 from vidpipe_local.emulator.pixels import ImageFacts
 from vidpipe_local.emulator.prompt_digest import digest, key_phrases, mentions
 
-_PER_FRAME = re.compile(r"frame|image|shot|observation|index|idx|sig")
+_PER_FRAME = re.compile(r"frame|image|shot|observation|index|idx|(^|_)sig")
 _INDEX = re.compile(r"index|idx|position|^frame$|^frame_?(no|num|number|id)$|^i$|^n$")
 _COUNT = re.compile(r"count|total|^num_|^n_")
 _COLOUR = re.compile(r"colou?r")
-_TIME = re.compile(r"time|second|_s$|^t$|start|end")
+_TIME = re.compile(r"time|second|_s$|^t$|(^|_)(start|end)(_|$)")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class _Filler:
 
     def enum(self, values: list, image: int | None) -> Any:
         haystack = " ".join(self.tags(image)) if self.ctx.images else self.ctx.prompt
-        return next((v for v in values if isinstance(v, str) and mentions(haystack, v)), values[0])
+        named = [v for v in values if isinstance(v, str) and mentions(haystack, v)]
+        return max(named, key=len) if named else values[0]  # "very bright" over "bright"
 
     def array(self, schema: dict, key: str, image: int | None) -> list:
         items = self.resolve(schema.get("items", {}))

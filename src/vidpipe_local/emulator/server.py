@@ -33,7 +33,8 @@ from vidpipe_local.emulator.calls import Call, CallLog
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.faults import JOB_KINDS, Fault, Faults, FaultSpecError
 from vidpipe_local.emulator.rate_limit import RateLimiter
-from vidpipe_local.emulator.video_api import VideoApi, json_response
+from vidpipe_local.emulator.responses import error_response, json_response, malformed, truncated
+from vidpipe_local.emulator.video_api import VideoApi
 from vidpipe_local.emulator.video_jobs import JobStore
 
 log = logging.getLogger("vidpipe_local.emulator")
@@ -62,6 +63,14 @@ class ResetConnection(ConnectionResetError):
 
 
 class Emulator:
+    """``with Emulator(clock=VirtualClock()) as emu:`` serves on a free port.
+
+    ``api_key=None`` turns the key check off; ``rpm_limit`` applies per
+    endpoint kind on the emulator clock; ``default_eta_s`` is a video job's
+    ETA in emulator seconds unless the request picks one. Job progress,
+    call timestamps and rate windows all read ``clock.now()``.
+    """
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -151,9 +160,9 @@ class Emulator:
         try:
             name, args = _URL_MAP.bind_to_environ(environ).match()
         except NotFound:
-            response = _error(ApiError(404, f"no route {request.method} {request.path}", code="not_found"))
+            response = error_response(ApiError(404, f"no route {request.method} {request.path}", code="not_found"))
         except MethodNotAllowed:
-            response = _error(ApiError(405, f"{request.method} not allowed on {request.path}"))
+            response = error_response(ApiError(405, f"{request.method} not allowed on {request.path}"))
         else:
             response = self._control(name, request) if name.startswith("control.") else self._provider(name, args, request)
         return response(environ, start_response)
@@ -164,10 +173,13 @@ class Emulator:
         try:
             response = self._gated(name, args, request, call, now)
         except ApiError as exc:
-            response = _error(exc)
+            response = error_response(exc)
         except ResetConnection:
             self._calls.append(call)
             raise
+        except Exception as exc:  # an emulator bug: answer like a provider would, keep the traceback
+            log.exception("emulator error on %s %s", request.method, request.path)
+            response = error_response(ApiError(500, f"emulator error: {type(exc).__name__}", type_="server_error"))
         call.status = response.status_code
         self._calls.append(call)
         return response
@@ -192,9 +204,9 @@ class Emulator:
         job_fault = fault if fault is not None and fault.kind in JOB_KINDS else None
         response = self._route(name, args, request, call, now, job_fault)
         if fault is not None and fault.kind == "malformed":
-            return _malformed(response)
+            return malformed(response)
         if fault is not None and fault.kind == "truncate":
-            return _truncated(response)
+            return truncated(response)
         return response
 
     def _check_key(self, request: Request) -> None:
@@ -212,14 +224,11 @@ class Emulator:
     def _fire_before(self, fault: Fault) -> None:
         """The part of a fault that replaces or delays the answer."""
         if fault.is_status:
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind in ("429", "503") else {}
-            raise ApiError(
-                int(fault.kind),
-                f"injected fault: HTTP {fault.kind}",
-                type_="rate_limit_error" if fault.kind == "429" else "server_error",
-                code="rate_limit_exceeded" if fault.kind == "429" else None,
-                headers=headers,
-            )
+            status = int(fault.kind)
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if status in (429, 503) else {}
+            type_ = "requests" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+            code = "rate_limit_exceeded" if status == 429 else None
+            raise ApiError(status, f"injected fault: HTTP {status}", type_=type_, code=code, headers=headers)
         if fault.kind == "reset":
             raise ResetConnection("injected fault: connection reset")
         if fault.kind == "latency":
@@ -261,22 +270,24 @@ class Emulator:
             return json_response({"reset": True})
         if request.method == "POST":
             try:
-                body = json.loads(request.get_data() or b"null")
-                for item in body if isinstance(body, list) else [body]:
-                    if isinstance(item, str):
-                        self.faults.add_spec(item)
-                    elif isinstance(item, dict) and set(item) == {"spec"}:
-                        self.faults.add_spec(str(item["spec"]))
-                    elif isinstance(item, dict):
-                        self.faults.add(**item)
-                    else:
-                        raise FaultSpecError("send a spec string, {'spec': ...}, a fault object or a list of them")
-            except (ValueError, TypeError) as exc:
-                return _error(ApiError(400, f"bad fault: {exc}"))
+                self._add_faults(json.loads(request.get_data() or b"null"))
+            except (ValueError, TypeError) as exc:  # FaultSpecError is a ValueError
+                return error_response(ApiError(400, f"bad fault: {exc}"))
             return json_response({"faults": self.faults.list()}, status=201)
         if request.method == "DELETE":
             self.faults.clear()
         return json_response({"faults": self.faults.list()})
+
+    def _add_faults(self, body: object) -> None:
+        for item in body if isinstance(body, list) else [body]:
+            if isinstance(item, str):
+                self.faults.add_spec(item)
+            elif isinstance(item, dict) and set(item) == {"spec"}:
+                self.faults.add_spec(str(item["spec"]))
+            elif isinstance(item, dict):
+                self.faults.add(**item)
+            else:
+                raise FaultSpecError("send a spec string, {'spec': ...}, a fault object or a list of them")
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -309,26 +320,3 @@ def _form_or_json_body(request: Request) -> dict:
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return request.form.to_dict()
     return _json_body(request)
-
-
-def _error(exc: ApiError) -> Response:
-    response = json_response(exc.body(), status=exc.status)
-    response.headers.update(exc.headers)
-    return response
-
-
-def _malformed(response: Response) -> Response:
-    """The same status and headers, half the body: broken JSON, an MP4 that does not decode."""
-    body = response.get_data()
-    broken = Response(body[: len(body) // 2], status=response.status_code, mimetype=response.mimetype)
-    broken.headers.update({k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")})
-    return broken
-
-
-def _truncated(response: Response) -> Response:
-    """Content-Length promises the whole body; half is sent, then the connection closes."""
-    body = response.get_data()
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    truncated = Response(iter([body[: len(body) // 2]]), status=response.status_code, headers=headers, direct_passthrough=True)
-    truncated.headers["Content-Length"] = str(len(body))
-    return truncated

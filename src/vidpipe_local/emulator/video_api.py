@@ -21,25 +21,23 @@ header to pick the job's ETA in emulator seconds, and an
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
 from werkzeug.wrappers import Request, Response
 
+from vidpipe_local.emulator.calls import Call
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.faults import Fault
 from vidpipe_local.emulator.prompt_digest import mentions
+from vidpipe_local.emulator.responses import json_response
 from vidpipe_local.emulator.video_jobs import CANCELLED_ERROR, Job, JobState, JobStore, new_job_id
 from vidpipe_local.emulator.videogen import MODES, VideoSpec
 
-if TYPE_CHECKING:
-    from vidpipe_local.emulator.calls import Call
-
 MAX_DURATION_S = 120.0
-MAX_FPS = 60.0
+MAX_FPS = 120.0
 MAX_PIXELS = 1920 * 1080
 OPENAI_FPS = 24.0
 OPENAI_STATUS = {"processing": "in_progress"}
@@ -189,10 +187,6 @@ def openai_view(job: Job, state: JobState) -> dict:
         "remixed_from_video_id": None,
         "error": error,
     }
-
-
-def json_response(data: object, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
 def _submitted(view: dict, created: bool) -> Response:

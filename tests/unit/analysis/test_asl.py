@@ -37,6 +37,7 @@ def test_given_every_task_then_it_invokes_a_function_arn_substitution_directly()
 
 
 def test_given_top_level_tasks_and_the_map_then_every_one_catches_all_into_finalize_failed():
+    assert ASL["States"]["SegmentError"]["Next"] == "FinalizeFailed"
     for name, state in ASL["States"].items():
         if state["Type"] in ("Task", "Map") and name != "FinalizeFailed":
             (catch,) = state["Catch"]
@@ -73,11 +74,18 @@ def test_given_the_segment_map_then_it_is_distributed_over_the_plan_and_bounded_
     assert init["analyze.$"] == "States.StringToJson('${AnalyzeMaxConcurrency}')"
 
 
-def test_given_the_maps_then_their_results_are_discarded_so_payloads_do_not_grow_with_the_video():
+def test_given_the_segment_map_then_each_segment_hands_back_a_small_result_or_its_error():
     segment_map = ASL["States"]["ExtractAndAnalyze"]
+    child = segment_map["ItemProcessor"]["States"]
 
-    assert segment_map["ResultPath"] is None
-    assert segment_map["ItemProcessor"]["States"]["AnalyzeChunks"]["ResultPath"] is None
+    assert child["AnalyzeChunks"]["ResultPath"] is None  # chunk results live in S3
+    assert child["SegmentDone"]["Parameters"] == {"segment.$": "$.segment.index", "frames.$": "$.extracted.frames",
+                                                  "failed": False}
+    assert child["SegmentFailed"]["Parameters"]["error.$"] == "$.error"
+    for name in ("ExtractFrames", "AnalyzeChunks"):
+        assert child[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                                         "Next": "SegmentFailed"}]
+    assert segment_map["Next"] == "CheckSegments"
 
 
 def test_given_finalize_calls_then_they_follow_the_finalize_contract():

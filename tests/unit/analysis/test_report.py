@@ -1,6 +1,8 @@
 import json
 from decimal import Decimal
 
+import cv2
+import numpy as np
 import pytest
 from analysis_fakes import BUCKET, ScriptedGateway, chat_with, jpeg, put_chunk_results, put_segment, summary_reply
 
@@ -14,6 +16,7 @@ from vidpipe.analysis.models import (
     VideoInfo,
 )
 from vidpipe.analysis.report import render_markdown, sheet_scenes, summarize_report
+from vidpipe.media.contact_sheet import make_contact_sheet
 
 JOB = "job-7"
 
@@ -22,8 +25,8 @@ class SheetRecorder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, images, captions):
-        self.calls.append((images, captions))
+    def __call__(self, tiles):
+        self.calls.append(([image for image, _ in tiles], [caption for _, caption in tiles]))
         return jpeg(200, 100)
 
 
@@ -33,7 +36,7 @@ def event(segments: list[Segment]) -> SummarizeEvent:
         video=VideoInfo(duration_s=120.0, fps=30.0, frame_count=3600, width=1280, height=720, codec="h264",
                         size_bytes=1_000_000),
         plan=Plan(reservation_id="res-9",
-                  extract=ExtractSpec(strategy="scene", fps=1.0, frame_width=384, frame_height=216, frames_per_chunk=4),
+                  extract=ExtractSpec(strategy="scene", fps=1.0, model_family="gemini", frame_width=384, frame_height=216, frames_per_chunk=4),
                   analyze=AnalyzeSpec(model="gemini-2.5-flash", provider="gemini", detail="high"),
                   segments=segments,
                   estimate=Estimate(frames=10, requests=4, input_tokens=5000, output_tokens=900,
@@ -139,3 +142,21 @@ def test_given_more_scenes_than_tiles_when_choosing_the_sheet_then_first_and_las
     chosen = sheet_scenes(list(range(10)), limit=4)
 
     assert chosen == [0, 3, 6, 9]
+
+
+def test_given_the_media_contact_sheet_when_the_report_is_written_then_the_sheet_is_a_decodable_grid(
+        s3, accounting, two_segments):
+    result, _ = run(s3, accounting, two_segments, make_contact_sheet)
+
+    sheet = cv2.imdecode(np.frombuffer(read(s3, result.contact_sheet_key), np.uint8), cv2.IMREAD_COLOR)
+    assert sheet is not None and sheet.shape[1] > 3 * 300  # three tiles side by side
+
+
+def test_given_no_analyzable_frame_when_summarized_then_the_report_says_so_without_a_provider_call(s3, accounting):
+    empty = put_segment(s3, JOB, 0, 0.0, 120.0, [])
+
+    result, gateway = run(s3, accounting, [empty.segment])
+
+    report = json.loads(read(s3, result.report_key))
+    assert report["scenes"] == [] and "No frame could be analyzed" in report["summary"]
+    assert gateway.requests == [] and result.contact_sheet_key is None

@@ -11,28 +11,37 @@ from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
 from spend_testkit import TABLE
+from vidpipe.jobs import from_item
+
+
+@pytest.fixture(scope="session")
+def dynamodb_client():
+    # Created once (client creation is the slow part); moto intercepts it whenever a mock is active.
+    return boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
 
 
 @pytest.fixture
-def ddb(monkeypatch):
+def ddb(monkeypatch, dynamodb_client):
+    """A fresh moto DynamoDB with the template's table shape (pk/sk strings, on demand)."""
     for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
+        dynamodb_client.create_table(
             TableName=TABLE, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                   {"AttributeName": "sk", "AttributeType": "S"}],
         )
-        yield client
+        yield dynamodb_client
 
 
 @pytest.fixture
 def atomic_requests(monkeypatch):
-    """Make moto apply each DynamoDB request atomically, as DynamoDB does.
+    """Make moto apply each DynamoDB request atomically, as DynamoDB does, and
+    return a ``StateHistory`` that can record an item after every request.
 
     moto 5.2.5 holds no lock while it serves a request (in-process or in server
     mode): two conditional updates can both pass their check, and a cancelled
@@ -42,11 +51,33 @@ def atomic_requests(monkeypatch):
     TransactionConflict where this lock makes a caller wait; that path is
     tested separately with an injected conflict).
     """
-    lock = threading.Lock()
+    history = StateHistory()
     serve = DynamoHandler.call_action
 
     def call_action_atomically(self):
-        with lock:
-            return serve(self)
+        with history.lock:
+            try:
+                return serve(self)
+            finally:
+                history.record(self.dynamodb_backend)
 
     monkeypatch.setattr(DynamoHandler, "call_action", call_action_atomically)
+    return history
+
+
+class StateHistory:
+    """Every committed state of the watched items, one entry per request."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.watched: list[dict] = []
+        self.states: list[dict] = []
+
+    def watch(self, key: dict) -> None:
+        self.watched.append(key)
+
+    def record(self, backend) -> None:
+        for key in self.watched:
+            item = backend.get_item(TABLE, key) if TABLE in backend.tables else None
+            if item is not None:
+                self.states.append(from_item(item.to_json()["Attributes"]))

@@ -58,7 +58,8 @@ class Segment(Step):
 class ExtractSpec(Step):
     strategy: Strategy
     fps: float
-    frame_width: int
+    model_family: str  # frames are shrunk to the size this family charges least for...
+    frame_width: int  # ...which, for the probed video, is this size
     frame_height: int
     frames_per_chunk: int
 
@@ -139,7 +140,7 @@ class SummarizeEvent(JobRef):
 class SummarizeResult(Step):
     report_key: str
     report_md_key: str
-    contact_sheet_key: str
+    contact_sheet_key: str | None  # None when no frame could be analyzed (e.g. an all-black video)
     scenes: int
     spend: dict
 

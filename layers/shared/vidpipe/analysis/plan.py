@@ -86,7 +86,7 @@ def plan_analysis(job_id: str, video: VideoInfo, options: AnalysisOptions, setti
     return Plan(
         reservation_id=reservation_id,
         extract=ExtractSpec(strategy=options.sampling or settings.default_sampling, fps=fps,
-                            frame_width=frame_size[0], frame_height=frame_size[1],
+                            model_family=str(family_of(model)), frame_width=frame_size[0], frame_height=frame_size[1],
                             frames_per_chunk=frames_per_chunk),
         analyze=AnalyzeSpec(model=model, provider=str(family_of(model)), detail=detail),
         segments=segments,

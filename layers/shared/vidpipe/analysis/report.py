@@ -5,7 +5,6 @@ report.json, report.md and contact_sheet.jpg (each a single whole-object put).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -25,8 +24,8 @@ from vidpipe.analysis.summarize import Reducer, build_scenes, clock, scene_line
 from vidpipe.jobs import json_safe, now_iso
 from vidpipe.providers.chat import ChatClient
 
-# (images, captions) -> JPEG bytes of a captioned grid (vidpipe.media.make_contact_sheet).
-ContactSheetFn = Callable[[list[bytes], list[str]], bytes]
+# [(image, caption), ...] -> JPEG bytes of a captioned grid (vidpipe.media.contact_sheet.make_contact_sheet).
+ContactSheetFn = Callable[[list[tuple[bytes, str]]], bytes]
 
 MAX_SHEET_TILES = 64  # a longer video's sheet shows scenes spread evenly over it
 
@@ -125,19 +124,20 @@ def summarize_report(event: SummarizeEvent, s3, bucket: str, chat: ChatClient, a
     if scenes:
         summary = Reducer(event.job_id, event.plan.analyze, chat, accounting).reduce([scene_line(s) for s in scenes])
     else:
-        summary = SummaryAnswer(summary="", tags=[])
+        summary = SummaryAnswer(summary="No frame could be analyzed: the video shows only blank or transition frames.",
+                                tags=[])
     # Every provider call of the job is behind us: settle now so the report carries the final figures.
     spend = spend_figures(accounting.settle(event.job_id, event.plan.reservation_id))
     report = build_report(event, manifests, frames, scenes, summary, spend)
 
-    shown = sheet_scenes(scenes)
-    sheet = contact_sheet([get_bytes(s3, bucket, s.keyframe_key) for s in shown],
-                          [f"{s.index + 1}  {clock(s.keyframe_s)}" for s in shown])
     result = SummarizeResult(report_key=keys.report_json_key(event.job_id),
                              report_md_key=keys.report_md_key(event.job_id),
-                             contact_sheet_key=keys.contact_sheet_key(event.job_id),
+                             contact_sheet_key=keys.contact_sheet_key(event.job_id) if scenes else None,
                              scenes=len(scenes), spend=spend)
-    put_bytes(s3, bucket, result.contact_sheet_key, sheet, "image/jpeg")
+    if result.contact_sheet_key:
+        tiles = [(get_bytes(s3, bucket, s.keyframe_key), f"{s.index + 1}  {clock(s.keyframe_s)}")
+                 for s in sheet_scenes(scenes)]
+        put_bytes(s3, bucket, result.contact_sheet_key, contact_sheet(tiles), "image/jpeg")
     put_bytes(s3, bucket, result.report_md_key, render_markdown(report).encode(), "text/markdown; charset=utf-8")
     # report.json last: its presence means the whole report is there.
     put_json(s3, bucket, result.report_key, report)

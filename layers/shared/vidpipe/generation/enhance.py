@@ -20,8 +20,8 @@ from vidpipe.errors import ProviderError
 from vidpipe.generation.messages import MAX_PROMPT_CHARS, GenerateJob
 from vidpipe.generation.physics import RANGES, Physics, PhysicsSuggestion, clamp_suggestion
 from vidpipe.providers.chat import ChatResult, json_schema_format
+from vidpipe.providers.image_tokens import family_of, text_tokens
 
-CHAT_PROVIDER = "chat"
 MAX_ANSWER_TOKENS = 1000
 
 MODE_GUIDANCE = {
@@ -40,6 +40,8 @@ class SceneDescription(BaseModel):
 
 
 class EnhancerAnswer(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     scene: SceneDescription
     physics: PhysicsSuggestion
@@ -77,23 +79,28 @@ def instructions(request: GenerateJob) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": json.dumps(user)}]
 
 
-def enhance_prompt(job_id: str, request: GenerateJob, chat: ChatCompleter, accounting: Accounting, model: str,
-                   on_attempt: Callable[[int], None] | None = None) -> Enhancement:
+def enhance_prompt(job_id: str, request: GenerateJob, chat: ChatCompleter, accounting: Accounting,
+                   model: str) -> Enhancement:
     """Ask ``model`` for the scene; record the call; fall back to the original prompt if malformed.
 
     A provider that fails outright (ProviderError / ProviderRetryable) propagates:
     the state machine retries transient failures and then falls back itself.
     """
+    provider = str(family_of(model))  # the rate bucket and ledger name the analysis flow uses too
+    messages = instructions(request)
+    tokens = sum(text_tokens(m["content"]) for m in messages) + MAX_ANSWER_TOKENS
     try:
-        result = chat.complete(model, instructions(request), json_schema_format("scene", EnhancerAnswer),
-                               max_tokens=MAX_ANSWER_TOKENS, on_attempt=on_attempt)
+        result = chat.complete(model, messages, json_schema_format("scene", EnhancerAnswer),
+                               max_tokens=MAX_ANSWER_TOKENS,
+                               on_attempt=lambda _attempt: accounting.acquire(provider, tokens))
     except ProviderError as exc:
         if not exc.details.get("malformed"):
             raise
-        accounting.record_call(ProviderCall(job_id, "enhance", "enhance", CHAT_PROVIDER, model))
+        # A body we cannot read still was a call: it goes in the ledger, with no usage to bill.
+        accounting.record_call(ProviderCall(job_id, "enhance", "enhance", provider, model))
         return fallback(request, f"the enhancement answer was malformed ({exc.reason})")
     accounting.record_call(ProviderCall(
-        job_id=job_id, step="enhance", call_key=result.request_id or "enhance", provider=CHAT_PROVIDER,
+        job_id=job_id, step="enhance", call_key=result.request_id or "enhance", provider=provider,
         model=model, input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
         latency_ms=result.latency_ms, request_id=result.request_id))
     try:
@@ -105,7 +112,7 @@ def enhance_prompt(job_id: str, request: GenerateJob, chat: ChatCompleter, accou
     suggested, notes = clamp_suggestion(request.mode, answer.physics)
     # What the user asked for explicitly is not the model's to change.
     physics = Physics(**{**suggested.set_values(), **request.physics.set_values()})
-    return Enhancement(prompt=answer.prompt.strip(), physics=physics, enhanced=True, scene=answer.scene,
+    return Enhancement(prompt=answer.prompt, physics=physics, enhanced=True, scene=answer.scene,
                        notes=notes)
 
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,12 @@ class Physics(BaseModel):
     elasticity: float | None = _bounded("elasticity", "elasticity")
     viscosity_mpas: float | None = _bounded("viscosity_mpas", "fluid viscosity")
 
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler) -> dict[str, float]:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
     def set_values(self) -> dict[str, float]:
-        return self.model_dump(exclude_none=True)
+        return self.model_dump()
 
 
 class PhysicsSuggestion(BaseModel):

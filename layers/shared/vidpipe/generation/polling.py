@@ -4,7 +4,7 @@ Waits aim just past the expected completion instead of ticking at a fixed
 period: to the ETA (or the provider's updated ETA, or what its progress rate
 implies), plus a small margin. Once a job is overdue with no better signal,
 the wait grows with the job's age (``overdue_fraction`` of the time since
-submission), so the clip is picked up within that fraction of its true
+submission, at least ``overdue_floor_s``), so the clip is picked up within that fraction of its true
 completion time while the number of checks grows only logarithmically.
 Every wait is clamped to [min_wait_s, max_wait_s] and never overshoots the
 deadline, so the last check lands on it.
@@ -24,6 +24,7 @@ class PollPolicy:
     max_wait_s: float = 300.0
     eta_margin: float = 0.05  # look a little after the estimate: ETAs are rarely early
     overdue_fraction: float = 0.1  # bounds the pick-up delay of an overdue job to 10% of its age
+    overdue_floor_s: float = 10.0  # ...but no more often than every 10 s (a delay of ≤10 s is prompt anyway)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PollPolicy:
@@ -49,7 +50,10 @@ def next_wait_s(policy: PollPolicy, *, elapsed_s: float, eta_s: float, progress:
     """Whole seconds to wait before the next status check (a Wait state's SecondsPath is an integer)."""
     remaining = remaining_estimate(elapsed_s=elapsed_s, eta_s=eta_s, progress=progress,
                                    previous_progress=previous_progress, reported_eta_s=reported_eta_s)
-    wait = policy.overdue_fraction * elapsed_s if remaining is None else remaining * (1 + policy.eta_margin)
+    if remaining is None:
+        wait = max(policy.overdue_fraction * elapsed_s, policy.overdue_floor_s)
+    else:
+        wait = remaining * (1 + policy.eta_margin)
     if retry_after_s is not None:
         wait = max(wait, retry_after_s)
     wait = min(max(wait, policy.min_wait_s), policy.max_wait_s, max(1.0, time_left_s))

@@ -18,8 +18,9 @@ decoded YUV frame (~0.2 ms a frame at 720p):
   Blank (dark or flat) frames keep a plateau open, so fade-out → black → fade-in
   is one transition, not two. A plateau counts as a cut only if the pictures
   before and after it really differ (a flash or a whip pan that comes back to the
-  same view is not a cut), and it is dropped if it lasts longer than
-  ``max_transition_s`` (sustained motion, not a transition).
+  same view is not a cut). One that lasts longer than ``max_transition_s`` is
+  sustained change (strobe lights, fast motion), not a transition: it is dropped,
+  and no new plateau opens until D settles, so such footage is sampled as content.
 
 State is a ring of K histograms and a few scalars: memory does not grow with
 the video.
@@ -53,8 +54,9 @@ class SceneParams(BaseModel):
     max_transition_s: float = 3.0  # longer plateaus are sustained motion, not a transition
     change_distance: float = 0.1  # thumbnail difference from the last kept frame that is "new content"
     steady_ratio: float = 2.0  # a frame changing this many times faster than the recent median is unsteady
-    blank_max_luma: float = 18.0  # mean luma (0-255) under which a frame is black
-    blank_max_std: float = 4.0  # luma spread under which a frame is flat (one colour)
+    # A blank is a flat frame near black or white (fades, dips to white). A flat blue sky is not blank.
+    blank_max_std: float = 6.0  # luma spread (0-255) under which a frame is flat
+    blank_luma_margin: float = 24.0  # ...and its mean luma within this of 0 or 255
 
 
 class Cut(BaseModel):
@@ -84,7 +86,8 @@ class Thumb:
         self.pixels = bgr.astype(np.float32)
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         self.luma = float(gray.mean())
-        self.blank = self.luma < params.blank_max_luma or float(gray.std()) < params.blank_max_std
+        near_black_or_white = min(self.luma, 255 - self.luma) < params.blank_luma_margin
+        self.blank = near_black_or_white and float(gray.std()) < params.blank_max_std
 
 
 def hist_distance(a: Thumb, b: Thumb) -> float:
@@ -140,6 +143,7 @@ class ShotDetector:
         self._recent_activity: deque[float] = deque(maxlen=self.lag)
         self._last_picture: Thumb | None = None  # latest non-blank frame
         self._plateau: _Plateau | None = None
+        self._sustained_change = False  # a plateau ran too long; wait for D to settle before opening another
         self._held: _Held | None = None
 
     def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
@@ -188,11 +192,14 @@ class ShotDetector:
         ref_t, ref = self._ring[0]
         if hist_distance(thumb, ref) >= p.plateau_distance or thumb.blank or ref.blank:
             if self._plateau is None:
-                self._plateau = _Plateau(start_s=ref_t, before=self._last_picture, first_mid_s=t_s, last_ref_s=ref_t)
+                # The reference frame is K frames back: usually still before the transition began.
+                before = self._last_picture if ref.blank else ref
+                self._plateau = _Plateau(start_s=ref_t, before=before, first_mid_s=t_s, last_ref_s=ref_t)
             self._plateau.last_ref_s = ref_t
             if t_s - self._plateau.start_s > p.max_transition_s:
-                self._plateau = None  # sustained change: motion, not a transition
+                self._plateau, self._sustained_change = None, True
             return None
+        self._sustained_change = False
         plateau, self._plateau = self._plateau, None
         if plateau is None or plateau.before is None:  # before is None: e.g. the video opens on black
             return None

@@ -40,7 +40,8 @@ METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddre
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-CATEGORIES = ("loopback", "private", "link_local", "multicast", "reserved", "unspecified")
+# Most specific first: Python counts link-local, reserved and unspecified as "private" too.
+CATEGORIES = ("loopback", "link_local", "multicast", "unspecified", "reserved", "private")
 
 
 def system_resolver(host: str, port: int) -> list[str]:

@@ -2,16 +2,14 @@
 
 Every guarantee here holds across concurrent Lambdas because each one is a
 DynamoDB conditional write or transaction, never an in-process lock.
+
+    prices.py      the price table (configuration) and call costs
+    ledger.py      one entry per provider call; job totals and aggregates
+    usage.py       reported vs expected prompt tokens (dropped images)
+    scopes.py      which budgets a reservation must fit
+    budgets.py     reserve / reconcile / release / sweep
+    alarms.py      BudgetUtilization metric, SNS alarm once per crossing
+    ratelimit.py   a token bucket per provider
+    accounting.py  DynamoAccounting: the flows' Accounting built from all of the above
+    ddb.py         shared DynamoDB plumbing (clock, transactions, queries)
 """
-
-from vidpipe.spend.budgets import Budgets, Reservation, ReservationState
-from vidpipe.spend.ledger import Ledger, LedgerEntry, SpendTotals, entry_id_for
-from vidpipe.spend.prices import PriceConfigError, PriceTable
-from vidpipe.spend.ratelimit import RateLimiter
-from vidpipe.spend.scopes import BudgetConfig, ScopeRef
-from vidpipe.spend.usage import UsageVerdict, check_usage
-
-__all__ = [
-    "BudgetConfig", "Budgets", "Ledger", "LedgerEntry", "PriceConfigError", "PriceTable", "RateLimiter",
-    "Reservation", "ReservationState", "ScopeRef", "SpendTotals", "UsageVerdict", "check_usage", "entry_id_for",
-]

@@ -2,16 +2,18 @@
 
 After a reservation or reconciliation changes a scope, its item is read back and
 ``BudgetUtilization`` (percent of the limit spent or reserved) is emitted as an
-EMF metric. When a scope reaches ``alarm_ratio`` of its limit, the first writer
-to set the item's ``alarmed_at`` (a conditional write, so one winner across all
-Lambdas) publishes to the alarm topic. Each day / month is a new item, which
-re-arms the alarm; a scope that dips below the ratio and rises again within its
-period does not alarm twice (reservations released and retaken would otherwise
-page someone on every flap).
+EMF metric with the one dimension ``service`` (what the template's
+BudgetUtilizationAlarm watches: one metric, however many models) and the scope
+and period as log properties, for Logs Insights. When a scope reaches
+``alarm_ratio`` of its limit, the first writer to set the item's
+``alarmed_at`` (a conditional write, so one winner across all Lambdas)
+publishes to the alarm topic. Each day / month is a new item, which re-arms
+the alarm; a scope that dips below the ratio and rises again within its period
+does not alarm twice (reservations released and retaken would otherwise page
+someone on every flap).
 
-Job scopes are left out: a per-job dimension has unbounded cardinality in
-CloudWatch, and a job near its own cap is normal (its refusal is recorded on
-the job).
+Job scopes are left out: a job near its own cap is normal (a refusal is
+recorded on the job), and a page per job would bury the fleet's budgets.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class BudgetAlarm:
     @staticmethod
     def _emit(ref: ScopeRef, utilization: Decimal) -> None:
         with single_metric(name="BudgetUtilization", unit=MetricUnit.Percent, value=float(utilization * 100),
-                           namespace=metrics.namespace) as metric:
-            metric.add_dimension(name="scope", value=ref.name)
-            metric.add_dimension(name="period", value=ref.period.split(":", 1)[0])
+                           namespace=metrics.namespace, default_dimensions={"service": metrics.service}) as metric:
+            metric.add_metadata(key="scope", value=ref.name)
+            metric.add_metadata(key="period", value=ref.period)
 
     def _claim(self, ref: ScopeRef) -> bool:
         try:

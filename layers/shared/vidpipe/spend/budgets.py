@@ -1,7 +1,8 @@
 """Budget reservations that hold across every concurrent Lambda.
 
 A reservation is ONE TransactWriteItems: a conditional update of every scope
-it must fit (see ``scopes.py``) plus the reservation item, all or nothing.
+it must fit (see ``scopes.py``), the reservation item and its entry in the
+expiry index, all or nothing.
 
 DynamoDB condition expressions cannot add, so ``spent + reserved + amount <=
 limit`` cannot be written as a condition. Each scope item therefore keeps
@@ -14,7 +15,8 @@ Items (single table, keys pk/sk):
 
     BUDGET#<scope>     / <period>         limit, spent, reserved, headroom[, alarmed_at]
     RESERVATION#<id>   / RESERVATION      job_id, model, amount, scopes, state,
-                                          created_at, expires_at[, actual_cost, settled_at]
+                                          created_at, expires_at[, actual_cost, settled_at |
+                                          released_at, ttl (30 days after it left LIVE)]
     RESERVATIONS#LIVE  / <expires_ms>#<id>  index of live reservations, by expiry
 
 A reservation moves LIVE → SETTLED (reconcile) or LIVE → RELEASED (release,
@@ -47,6 +49,7 @@ from vidpipe.spend.prices import quantize_usd
 from vidpipe.spend.scopes import BudgetConfig, Scope, ScopeRef
 
 LIVE_INDEX_PK = "RESERVATIONS#LIVE"
+SETTLED_RETENTION_S = 30 * 24 * 3600  # then the table's TTL (attribute ``ttl``) deletes the record
 _NAMES = {"#limit": "limit", "#spent": "spent", "#reserved": "reserved", "#headroom": "headroom"}
 
 
@@ -80,6 +83,10 @@ def reservation_key(reservation_id: str) -> dict:
     return {"pk": {"S": f"RESERVATION#{reservation_id}"}, "sk": {"S": "RESERVATION"}}
 
 
+def _seconds(epoch: float) -> Decimal:
+    return Decimal(str(round(epoch, 3)))
+
+
 def _millis(seconds: float | Decimal) -> int:
     return int(Decimal(str(seconds)) * 1000)
 
@@ -92,12 +99,12 @@ def _usd(amount: Decimal) -> str:
 
 class Budgets:
     def __init__(self, table: str, config: BudgetConfig | Settings, client=None, clock: Clock | None = None,
-                 sns=None, sleep: Callable[[float], None] = time.sleep):
+                 sns=None, sleep: Callable[[float], None] | None = None):
         self.table = table
         self.config = config if isinstance(config, BudgetConfig) else BudgetConfig.from_settings(config)
         self.ddb = client or aws.client("dynamodb")
         self._now = clock_fn(clock)
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
         self.alarm = BudgetAlarm(table, self.ddb, self.config.alarm_topic_arn, sns, self.config.alarm_ratio, clock)
 
     def reserve(self, job_id: str, amount: Decimal, model: str, job_limit: Decimal | None = None,
@@ -120,8 +127,7 @@ class Budgets:
         reservation = Reservation(
             reservation_id=reservation_id or stable_id("rsv", job_id, model), job_id=job_id, model=model,
             amount=amount, scopes=[scope.ref for scope in scopes], state=ReservationState.LIVE,
-            created_at=Decimal(str(round(now, 3))),
-            expires_at=Decimal(str(round(now + (ttl_s or self.config.reservation_ttl_s), 3))),
+            created_at=_seconds(now), expires_at=_seconds(now + (ttl_s or self.config.reservation_ttl_s)),
         )
         items = [self._take(scope, amount) for scope in scopes] + [
             self._put_new({**reservation.key, **to_item(reservation.model_dump())}),
@@ -135,8 +141,7 @@ class Budgets:
                 raise
             if reasons[len(scopes)].get("Code") == "ConditionalCheckFailed":
                 return self.get(reservation.reservation_id)
-            refused = [(scope.ref, from_item(reason["Item"]) if "Item" in reason else self._read(scope.ref))
-                       for scope, reason in zip(scopes, reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+            refused = self._refused(scopes, reasons)
             if refused:
                 raise self._refusal(refused, amount) from None
             raise
@@ -146,6 +151,8 @@ class Budgets:
     def reconcile(self, reservation_id: str, actual_cost: Decimal) -> bool:
         """Replace the reservation by what was actually spent. False if already settled."""
         actual = quantize_usd(Decimal(actual_cost))
+        if actual < 0:
+            raise ValueError("a cost must not be negative")
         # Each failed move means another writer advanced the state (LIVE → RELEASED
         # → SETTLED only moves forward), so this loop ends within three rounds.
         while True:
@@ -157,19 +164,19 @@ class Budgets:
                            "#headroom": reservation.amount - actual}
             else:
                 figures = {"#spent": actual, "#headroom": -actual}
-            extra = {"actual_cost": actual, "settled_at": Decimal(str(round(self._now(), 3)))}
+            extra = {"actual_cost": actual, "settled_at": _seconds(self._now())}
             if self._move(reservation, ReservationState.SETTLED, figures, extra):
                 self.alarm.observe(reservation.scopes)
                 return True
 
     def release(self, reservation_id: str) -> bool:
-        """Give the reserved amount back. False if it was already settled or released."""
-        reservation = self._require(reservation_id)
-        if reservation.state is not ReservationState.LIVE:
+        """Give the reserved amount back. False if it was already settled or released
+        (or never made: a failure path may release what it did not get)."""
+        reservation = self.get(reservation_id)
+        if reservation is None or reservation.state is not ReservationState.LIVE:
             return False
         figures = {"#reserved": -reservation.amount, "#headroom": reservation.amount}
-        return self._move(reservation, ReservationState.RELEASED, figures,
-                          {"released_at": Decimal(str(round(self._now(), 3)))})
+        return self._move(reservation, ReservationState.RELEASED, figures, {"released_at": _seconds(self._now())})
 
     def sweep_expired(self, now: float | None = None) -> int:
         """Release every live reservation past its expiry (its holder died). Returns how
@@ -215,6 +222,12 @@ class Budgets:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }}
 
+    def _refused(self, scopes: list[Scope], reasons: list[dict]) -> list[tuple[ScopeRef, dict]]:
+        """The scopes whose condition failed, each with its state when it failed."""
+        return [(scope.ref, from_item(reason["Item"]) if "Item" in reason else self._read(scope.ref))
+                for scope, reason in zip(scopes, reasons[:len(scopes)], strict=True)
+                if reason.get("Code") == "ConditionalCheckFailed"]
+
     def _put_new(self, item: dict) -> dict:
         return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
@@ -227,7 +240,7 @@ class Budgets:
             "ExpressionAttributeNames": {name: _NAMES[name] for name in figures},
             "ExpressionAttributeValues": to_item({f":v{i}": value for i, value in enumerate(figures.values())}),
         }} for ref in reservation.scopes]
-        fields = {"state": str(to), **extra}
+        fields = {"state": str(to), "ttl": int(self._now()) + SETTLED_RETENTION_S, **extra}
         move = {"Update": {
             "TableName": self.table, "Key": reservation.key,
             "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),

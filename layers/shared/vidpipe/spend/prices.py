@@ -71,7 +71,11 @@ class VideoPrice(_Price):
             raise ValueError("prices must not be negative")
         return {_video_key(key): price for key, price in value.items()}
 
-    def rate(self, resolution: str, fps: object) -> Decimal:
+    def rate(self, resolution: str | None, fps: object | None) -> Decimal:
+        """The rate for WIDTHxHEIGHT at fps; the dearest one when the resolution is
+        unknown, so an under-described call is never under-counted."""
+        if resolution is None:
+            return max([self.default_per_second, *self.per_second.values()])
         exact, any_fps = _video_key(resolution, fps), _video_key(resolution)
         return self.per_second.get(exact, self.per_second.get(any_fps, self.default_per_second))
 
@@ -100,7 +104,10 @@ class PriceTable(BaseModel):
         table = cls.packaged()
         source = settings.price_table_json.strip()
         if source:
-            text = source if source.startswith("{") else Path(source).read_text()
+            try:
+                text = source if source.startswith("{") else Path(source).read_text()
+            except OSError as exc:
+                raise PriceConfigError(f"cannot read PRICE_TABLE_JSON file: {exc}") from exc
             table = table.overridden_by(cls.from_json(text))
         table.validate_models(chat=(settings.chat_model, settings.enhance_model), video=(settings.video_model,))
         return table
@@ -122,7 +129,8 @@ class PriceTable(BaseModel):
         price = self._lookup(self.chat, "chat", model)
         return quantize_usd((input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / _PER_MTOK)
 
-    def video_cost(self, model: str, seconds: float | Decimal, resolution: str, fps: float | int) -> Decimal:
+    def video_cost(self, model: str, seconds: float | Decimal, resolution: str | None = None,
+                   fps: float | int | None = None) -> Decimal:
         if seconds < 0:
             raise ValueError("clip seconds must not be negative")
         price = self._lookup(self.video, "video", model)

@@ -1,11 +1,15 @@
 """A token bucket per provider, in DynamoDB, shared by every Lambda.
 
-One item per provider holds two buckets, requests and tokens. ``acquire``
-reads it, refills both to now, takes one request and the call's tokens, and
-writes it back conditionally on the version it read; a lost race re-reads.
-When a bucket is short it sleeps (injected) until the refill covers the call,
-or raises RateLimited(retry_after_s) if that is longer than the caller may wait,
-so Step Functions retries later instead of a Lambda idling.
+One item per provider holds two buckets, requests and tokens, and the instant
+their levels are valid at. ``acquire`` reads it, refills both to now, and books
+the call at the first instant both cover it: the item moves to that instant
+(possibly in the future) with the call's request and tokens taken, written
+conditionally on the version read (a lost race re-reads). The caller then
+sleeps (injected) until its slot. Later callers queue behind the booked
+instant, so waiters are served in order and no herd re-reads the bucket when a
+token drips in. A slot further away than the caller may wait is not booked:
+RateLimited(retry_after_s) hands the call back to Step Functions instead of a
+Lambda idling.
 
 Sizing. A classic bucket (capacity = limit, refill = limit per minute) admits up
 to twice its limit in a minute: a full burst, then a minute of refill. Here a
@@ -15,7 +19,7 @@ per second, so in any window [t, t + 60 s) it admits at most ``C + 60·rate −
 any minute, at the price of a sustained rate slightly below it. A call larger
 than the token capacity could never be admitted and is rejected up front.
 
-    RATE#<provider> / BUCKET    requests, tokens, updated_at, version
+    RATE#<provider> / BUCKET    requests, tokens, at (levels valid at), version
 """
 
 from __future__ import annotations
@@ -73,45 +77,48 @@ class RateLimiter:
         self.max_conflicts = max_conflicts
 
     def acquire(self, provider: str, tokens: int = 0, max_wait_s: float = 30.0) -> float:
-        """Take one request and ``tokens`` from the provider's buckets; returns the
-        seconds waited. Raises RateLimited when the wait would exceed ``max_wait_s``."""
+        """Take one request and ``tokens`` from the provider's buckets, waiting for
+        them if need be; returns the seconds waited. Raises RateLimited when the
+        wait would exceed ``max_wait_s``."""
         need = Decimal(tokens)
         if need > self.tokens.capacity:
             raise InputRejected(f"a call of {tokens} tokens exceeds {provider}'s token bucket of "
                                 f"{self.tokens.capacity} ({self.limits}); raise the tpm limit or split the call")
         key = {"pk": {"S": f"RATE#{provider}"}, "sk": {"S": "BUCKET"}}
-        waited, conflicts = 0.0, 0
+        conflicts = 0
         while True:
             item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
             now = Decimal(str(self._now())).quantize(_MICRO)
             stored = from_item(item) if item else {"requests": self.requests.capacity,
-                                                   "tokens": self.tokens.capacity, "updated_at": now, "version": 0}
-            # Lambdas' clocks differ a little: never refill for time already counted.
-            elapsed = max(Decimal(0), now - stored["updated_at"])
-            requests = self.requests.refill(stored["requests"], elapsed)
-            token_level = self.tokens.refill(stored["tokens"], elapsed)
-            wait = max(self.requests.wait_for(requests, Decimal(1)), self.tokens.wait_for(token_level, need))
-            if wait == 0:
-                state = {"requests": requests - 1, "tokens": token_level - need,
-                         "updated_at": max(now, stored["updated_at"]), "version": stored["version"] + 1}
-                if self._commit(key, state, stored["version"]):
-                    return waited
-                conflicts += 1
-                if conflicts > self.max_conflicts:
-                    wait = (1 / self.requests.per_second).quantize(_MILLI, rounding=ROUND_CEILING)
-                    raise RateLimited(f"rate limit {provider}: lost {conflicts} races for the bucket",
-                                      retry_after_s=float(wait), provider=provider)
-                continue
-            if waited + float(wait) > max_wait_s:
-                raise RateLimited(f"rate limit {provider} ({self.limits}): next slot in {wait}s, "
+                                                   "tokens": self.tokens.capacity, "at": now, "version": 0}
+            # The levels hold at stored["at"]: later than now when calls are queued
+            # (or when this Lambda's clock lags), and then nothing refills before it.
+            start = max(now, stored["at"])
+            requests = self.requests.refill(stored["requests"], start - stored["at"])
+            token_level = self.tokens.refill(stored["tokens"], start - stored["at"])
+            until_slot = max(self.requests.wait_for(requests, Decimal(1)), self.tokens.wait_for(token_level, need))
+            wait = start + until_slot - now
+            if wait > Decimal(str(max_wait_s)):
+                raise RateLimited(f"rate limit {provider} ({self.limits}): next slot in {float(wait):.3f}s, "
                                   f"more than the {max_wait_s:g}s this call may wait",
                                   retry_after_s=float(wait), provider=provider)
-            self._sleep(float(wait))
-            waited += float(wait)
+            booked = {"requests": self.requests.refill(requests, until_slot) - 1,
+                      "tokens": self.tokens.refill(token_level, until_slot) - need,
+                      "at": start + until_slot, "version": stored["version"] + 1}
+            if self._commit(key, booked, stored["version"]):
+                if wait > 0:
+                    self._sleep(float(wait))
+                return float(wait)
+            conflicts += 1
+            if conflicts > self.max_conflicts:
+                retry = (1 / self.requests.per_second).quantize(_MILLI, rounding=ROUND_CEILING)
+                raise RateLimited(f"rate limit {provider}: lost {conflicts} races for the bucket",
+                                  retry_after_s=float(retry), provider=provider)
 
     def _commit(self, key: dict, state: dict, version: int) -> bool:
         guard = ({"ConditionExpression": "attribute_not_exists(pk)"} if version == 0 else
-                 {"ConditionExpression": "version = :seen", "ExpressionAttributeValues": {":seen": {"N": str(version)}}})
+                 {"ConditionExpression": "version = :seen",
+                  "ExpressionAttributeValues": {":seen": {"N": str(version)}}})
         try:
             self.ddb.put_item(TableName=self.table, Item={**key, **to_item(state)}, **guard)
             return True

@@ -5,7 +5,7 @@ The estimate comes from the documented image-token rules
 
 - images dropped: some gateways strip image parts (or route to a text-only
   model) and still answer, so the "analysis" never saw a frame. The tell is a
-  reported count well below what the images alone cost.
+  report far below an estimate that images dominate.
 - over-counted: the provider bills more than its own rules say (a resize we
   did not expect, a detail level ignored), so estimates and budgets run short.
 
@@ -28,16 +28,18 @@ class UsageVerdict(StrEnum):
     OVER_COUNTED = "over_counted"
 
 
-def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, image_tokens: int, *,
+def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, images: int, *,
                 model: str, job_id: str | None = None, tolerance: float = 0.5) -> UsageVerdict:
-    """Compare reported with expected prompt tokens (``image_tokens`` is the part of
-    the expectation that is images).
+    """Compare the reported prompt tokens with the estimate for a call that sent ``images``.
 
-    Images dropped: more than ``tolerance`` of the image tokens are missing.
-    Over-counted: reported exceeds expected by more than ``tolerance`` of it.
-    The text estimate (≈4 characters a token) is rough, hence the wide margin.
+    Dropped images: a call with images reported less than ``1 - tolerance`` of the
+    estimate. Frames dominate an analysis prompt (8 frames ≈ 2,000 tokens against
+    ≈ 300 of text), so losing them shows; losing one small image among much
+    text would not, and is within the text estimate's error anyway.
+    Over-counted: more than ``1 + tolerance`` of the estimate. The text estimate
+    (≈ 4 characters a token) is rough, hence the wide margin.
     """
-    if reported_prompt_tokens < expected_prompt_tokens - tolerance * image_tokens and image_tokens > 0:
+    if images > 0 and reported_prompt_tokens < expected_prompt_tokens * (1 - tolerance):
         verdict = UsageVerdict.IMAGES_DROPPED
     elif reported_prompt_tokens > expected_prompt_tokens * (1 + tolerance):
         verdict = UsageVerdict.OVER_COUNTED
@@ -45,11 +47,11 @@ def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, image_
         return UsageVerdict.OK
     logger.warning(
         "provider usage disagrees with the image-token rules",
-        extra={"verdict": str(verdict), "model": model, "job_id": job_id,
-               "expected_prompt_tokens": expected_prompt_tokens,
-               "reported_prompt_tokens": reported_prompt_tokens, "image_tokens": image_tokens},
+        extra={"verdict": str(verdict), "model": model, "job_id": job_id, "images": images,
+               "expected_prompt_tokens": expected_prompt_tokens, "reported_prompt_tokens": reported_prompt_tokens},
     )
-    with single_metric(name="UsageAnomaly", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+    with single_metric(name="UsageAnomaly", unit=MetricUnit.Count, value=1, namespace=metrics.namespace,
+                       default_dimensions={"service": metrics.service}) as metric:
         metric.add_dimension(name="verdict", value=str(verdict))
         metric.add_dimension(name="model", value=model)
     return verdict

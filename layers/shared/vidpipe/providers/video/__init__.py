@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -23,6 +24,7 @@ def billed_seconds(provider: str, model: str, duration_s: float) -> float:
 
 
 def build_video_provider(name: str, *, base_url: str, api_key: str, policy: RetryPolicy = RetryPolicy(),
+                         sleep: Callable[[float], None] = time.sleep,
                          on_attempt: Callable[[int], None] | None = None,
                          http_client: httpx.Client | None = None, bedrock_client=None) -> VideoProvider:
     """The adapter for a job's ``provider`` ("generic" | "openai" | "bedrock")."""
@@ -30,4 +32,5 @@ def build_video_provider(name: str, *, base_url: str, api_key: str, policy: Retr
         return BedrockVideoProvider(bedrock_client, on_attempt=on_attempt)
     if name not in ADAPTERS:
         raise ValueError(f"unknown video provider {name!r}")
-    return ADAPTERS[name](base_url, api_key, policy=policy, on_attempt=on_attempt, http_client=http_client)
+    return ADAPTERS[name](base_url, api_key, policy=policy, sleep=sleep, on_attempt=on_attempt,
+                          http_client=http_client)

@@ -1,0 +1,37 @@
+"""``vidpipe emulator`` runs the server in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def test_given_cli_with_fault_and_time_scale_when_run_then_serves_until_ctrl_c():
+    command = [sys.executable, "-m", "vidpipe_local.cli", "emulator", "--port", "0", "--api-key", "k", "--quiet",
+               "--time-scale", "100", "--fault", "chat:429:times=1,retry_after=3"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())[0]
+        while "Ctrl-C" not in process.stdout.readline():
+            pass
+        chat = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client(base_url=url, headers={"Authorization": "Bearer k"}) as client:
+            limited = client.post("/v1/chat/completions", json=chat)
+            served = client.post("/v1/chat/completions", json=chat)
+            job = client.post("/v1/video/generate", json={"prompt": "waves", "duration_s": 1, "fps": 4,
+                                                           "resolution": "64x64"}).json()
+            time.sleep(0.4)  # 40 provider seconds at 100x; the ETA is 30
+            status = client.get(f"/v1/video/generations/{job['id']}").json()
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+
+    assert (limited.status_code, limited.headers["Retry-After"], served.status_code) == (429, "3", 200)
+    assert status["status"] == "completed"
+    assert process.returncode == 0, err
+    assert "stopped" in out

@@ -1,0 +1,104 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+from analysis_fakes import BUCKET
+
+from vidpipe.analysis.extract import extract_segment
+from vidpipe.analysis.models import ExtractEvent, ExtractSpec, Manifest, Segment
+from vidpipe_local import samples
+
+JOB = "job-x"
+KEY = "uploads/cuts and fade+ü.mp4"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 s, 640x360: hard cut at 3.0 s, fade through black centred on 6.0 s, hard cut at 9.0 s."""
+    path = tmp_path_factory.mktemp("extract") / "clip.mp4"
+    return samples.sample_with_cuts_and_fade(path, size=(640, 360)), path
+
+
+@pytest.fixture
+def uploaded(s3, clip):
+    truth, path = clip
+    s3.upload_file(str(path), BUCKET, KEY)
+    return truth
+
+
+def spec(strategy="scene", family="gemini", size=(384, 216), fps=1.0) -> ExtractSpec:
+    return ExtractSpec(strategy=strategy, fps=fps, model_family=family, frame_width=size[0], frame_height=size[1],
+                       frames_per_chunk=3)
+
+
+def extract(s3, segment: Segment, extract_spec: ExtractSpec):
+    result = extract_segment(ExtractEvent(job_id=JOB, bucket=BUCKET, key=KEY, segment=segment, extract=extract_spec),
+                             s3, BUCKET)
+    manifest = Manifest.model_validate_json(s3.get_object(Bucket=BUCKET, Key=result.manifest_key)["Body"].read())
+    return result, manifest
+
+
+def picture(s3, key: str) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read(), np.uint8),
+                        cv2.IMREAD_COLOR)
+
+
+def test_given_a_clip_with_cuts_and_a_fade_when_extracted_then_cuts_are_found_and_every_shot_keeps_a_frame(
+        s3, uploaded):
+    result, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50), spec())
+
+    assert len(manifest.cuts) == 3
+    assert all(abs(found - true) <= 0.5 for found, true in zip(manifest.cuts, [3.0, 6.0, 9.0]))
+    for shot in uploaded.shots:
+        assert any(shot.start_s <= f.timestamp_s < shot.end_s for f in manifest.frames), shot
+    assert result.manifest_key == f"work/{JOB}/manifests/0.json"
+    assert result.frames == len(manifest.frames) and result.chunks == list(range(-(-result.frames // 3)))
+    assert [f.key for f in manifest.frames] == [f"work/{JOB}/frames/0/{n}.jpg" for n in range(result.frames)]
+    assert [f.timestamp_s for f in manifest.frames] == sorted(f.timestamp_s for f in manifest.frames)
+
+
+def test_given_a_gemini_plan_when_extracted_then_frames_are_jpegs_at_most_384_px_a_side(s3, uploaded):
+    _, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50), spec())
+
+    for frame in manifest.frames:
+        height, width = picture(s3, frame.key).shape[:2]
+        assert (width, height) == (frame.width, frame.height) == (384, 216)
+
+
+def test_given_an_openai_plan_when_extracted_then_frames_fit_512_px(s3, uploaded):
+    _, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50),
+                          spec(family="openai", size=(512, 288)))
+
+    assert {(f.width, f.height) for f in manifest.frames} == {(512, 288)}
+
+
+def test_given_two_segments_when_extracted_then_each_owns_the_cuts_and_frames_inside_it(s3, uploaded):
+    _, first = extract(s3, Segment(index=0, start_s=0.0, end_s=6.5, max_frames=50), spec())
+    _, second = extract(s3, Segment(index=1, start_s=6.5, end_s=12.0, max_frames=50), spec())
+
+    assert all(0.0 <= c < 6.5 for c in first.cuts) and all(6.5 <= c < 12.0 for c in second.cuts)
+    assert len(first.cuts) + len(second.cuts) == 3
+    assert all(f.timestamp_s < 6.5 for f in first.frames) and all(f.timestamp_s >= 6.5 for f in second.frames)
+    assert second.frames[0].key == f"work/{JOB}/frames/1/0.jpg"
+
+
+def test_given_a_frame_cap_when_extracted_then_no_more_frames_are_kept(s3, uploaded):
+    result, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=2), spec("uniform", fps=2.0))
+
+    assert result.frames == len(manifest.frames) == 2
+
+
+def test_given_a_static_shot_sampled_uniformly_when_extracted_then_its_repeats_are_dropped(s3, uploaded):
+    _, manifest = extract(s3, Segment(index=0, start_s=6.5, end_s=9.0, max_frames=50), spec("uniform", fps=2.0))
+
+    assert manifest.frames_sampled == 5  # 6.5, 7.0, ... 8.5: the static shot
+    assert len(manifest.frames) == 1
+
+
+def test_given_a_manifest_then_it_is_small_json_with_keys_not_pixels(s3, uploaded):
+    result, _ = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50), spec())
+
+    body = s3.get_object(Bucket=BUCKET, Key=result.manifest_key)["Body"].read()
+    assert len(body) < 200 * (result.frames + 5)
+    assert json.loads(body)["strategy"] == "scene"

@@ -1,0 +1,46 @@
+import cv2
+import numpy as np
+import pytest
+
+from vidpipe.media.contact_sheet import CAPTION_HEIGHT, GUTTER, make_contact_sheet, timestamp_label
+from vidpipe.media.resize import encode_jpeg
+
+
+def _decode(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _tile(colour, size=(640, 360)):
+    return np.full((size[1], size[0], 3), colour, np.uint8)
+
+
+def test_given_six_tiles_in_four_columns_when_a_sheet_is_made_then_it_is_a_two_row_grid_of_captioned_cells():
+    tiles = [(_tile((40 * i, 80, 200)), f"{timestamp_label(i * 2.5)} — scene {i + 1}") for i in range(6)]
+
+    sheet = _decode(make_contact_sheet(tiles, columns=4, tile_width=320))
+
+    cell_h = 180 + CAPTION_HEIGHT
+    assert sheet.shape == (GUTTER + 2 * (cell_h + GUTTER), GUTTER + 4 * (320 + GUTTER), 3)
+    caption_strip = sheet[GUTTER + 180 : GUTTER + cell_h, GUTTER : GUTTER + 320]
+    assert caption_strip.max() > 150  # the caption text is drawn in light pixels on the dark bar
+
+
+def test_given_jpeg_bytes_and_arrays_of_different_shapes_when_a_sheet_is_made_then_all_are_placed():
+    tiles = [(encode_jpeg(_tile((0, 0, 255))), "a"), (_tile((0, 255, 0), size=(180, 320)), "b")]
+
+    sheet = _decode(make_contact_sheet(tiles, columns=2, tile_width=160))
+
+    tallest = round(160 * 320 / 180)  # the portrait tile sets the cell height
+    assert sheet.shape[0] == GUTTER + tallest + CAPTION_HEIGHT + GUTTER
+    red_cell, green_cell = sheet[GUTTER + tallest // 2, GUTTER + 80], sheet[GUTTER + tallest // 2, 2 * GUTTER + 160 + 80]
+    assert red_cell[2] > 200 and green_cell[1] > 200
+
+
+def test_given_no_tiles_when_a_sheet_is_made_then_it_refuses():
+    with pytest.raises(ValueError):
+        make_contact_sheet([])
+
+
+@pytest.mark.parametrize(("seconds", "label"), [(0, "00:00:00.0"), (83.5, "00:01:23.5"), (3725.04, "01:02:05.0")])
+def test_given_seconds_when_labelled_then_hours_minutes_seconds_and_tenths(seconds, label):
+    assert timestamp_label(seconds) == label

@@ -1,0 +1,112 @@
+"""Uniform and keyframe sampling, segments and streaming."""
+
+import math
+
+import pytest
+
+from vidpipe.media.sampling import SegmentSampler, sample_frames
+
+
+def _times(sampler) -> list[float]:
+    return [frame.t_s for frame in sampler]
+
+
+def test_given_a_12_s_clip_when_sampled_uniformly_at_1_fps_then_one_full_size_frame_per_second(cuts_and_fade):
+    frames = list(sample_frames(cuts_and_fade.path, "uniform", fps=1.0))
+
+    assert [f.t_s for f in frames] == [float(s) for s in range(12)]
+    assert [f.frame_index for f in frames] == [15 * s for s in range(12)]
+    assert all(f.image.shape == (180, 320, 3) and f.reason == "uniform" for f in frames)
+
+
+def test_given_a_rate_off_the_frame_grid_when_sampled_uniformly_then_each_tick_takes_the_first_frame_at_or_after_it(
+    cuts_and_fade,
+):
+    times = _times(sample_frames(cuts_and_fade.path, "uniform", fps=2.5))
+
+    expected = [math.ceil(k / 2.5 * 15 - 1e-9) / 15 for k in range(30)]
+    assert times == pytest.approx(expected)
+
+
+def test_given_a_rate_above_the_video_rate_when_sampled_uniformly_then_every_frame_is_taken_once(cuts_and_fade):
+    frames = list(sample_frames(cuts_and_fade.path, "uniform", fps=40.0))
+
+    assert [f.frame_index for f in frames] == list(range(cuts_and_fade.frame_count))
+
+
+@pytest.mark.parametrize("fps", [1.0, 3.0, 7.0])
+@pytest.mark.parametrize("boundaries", [(0, 5, 10), (0, 5.5, 10), (0, 2.9, 6.1, 10)])
+def test_given_adjacent_segments_when_sampled_uniformly_then_together_they_equal_one_pass(
+    cuts_and_fade, fps, boundaries
+):
+    whole = _times(sample_frames(cuts_and_fade.path, "uniform", 0, 10, fps=fps))
+
+    pieces = [t for a, b in zip(boundaries, boundaries[1:]) for t in _times(sample_frames(cuts_and_fade.path, "uniform", a, b, fps=fps))]
+
+    assert pieces == whole  # nothing lost, nothing twice at a boundary
+
+
+def test_given_a_segment_when_sampled_then_every_frame_lies_inside_it(cuts_and_fade):
+    times = _times(sample_frames(cuts_and_fade.path, "uniform", 4.2, 7.7, fps=2.0))
+
+    ticks = [k / 2.0 for k in range(9, 16)]  # 4.5 ... 7.5
+    assert times == pytest.approx([math.ceil(tick * 15 - 1e-9) / 15 for tick in ticks])  # 15 fps frame grid
+
+
+def test_given_max_frames_when_sampling_then_it_stops_there_and_says_it_was_truncated(cuts_and_fade):
+    sampler = sample_frames(cuts_and_fade.path, "uniform", fps=1.0, max_frames=4)
+
+    assert len(list(sampler)) == 4 and sampler.truncated
+
+
+def test_given_a_sampler_when_the_first_frame_is_taken_then_only_the_frames_up_to_it_were_decoded(cuts_and_fade):
+    sampler = sample_frames(cuts_and_fade.path, "uniform", fps=1.0)
+
+    next(iter(sampler))
+
+    assert sampler.decoded_frames <= 8  # a generator: decoding follows consumption (frame threads read ahead a bit)
+
+
+def test_given_a_gop_of_10_frames_when_sampling_keyframes_then_exactly_the_encoded_keyframes_come_out(short_gop):
+    frames = list(sample_frames(short_gop.path, "keyframes"))
+
+    assert [f.frame_index for f in frames] == list(range(0, short_gop.frame_count, 10))
+    assert [f.t_s for f in frames] == pytest.approx(short_gop.keyframe_times_s)
+    assert all(f.reason == "keyframe" and f.image.shape == (180, 320, 3) for f in frames)
+
+
+def test_given_keyframe_sampling_when_counting_decoded_frames_then_the_decoder_skipped_all_the_others(short_gop):
+    keyframes = sample_frames(short_gop.path, "keyframes")
+    uniform = sample_frames(short_gop.path, "uniform", fps=1.0)
+    list(keyframes), list(uniform)
+
+    assert keyframes.decoded_frames == len(short_gop.keyframe_times_s) == 6
+    assert uniform.decoded_frames == short_gop.frame_count == 60
+
+
+def test_given_a_segment_when_sampling_keyframes_then_only_its_keyframes_come_out(short_gop):
+    times = _times(sample_frames(short_gop.path, "keyframes", 1.0, 3.0))
+
+    assert times == pytest.approx([t for t in short_gop.keyframe_times_s if 1.0 <= t < 3.0])
+
+
+def test_given_keyframes_on_both_sides_of_a_cut_when_sampling_keyframes_then_the_cut_is_placed_between_them(
+    short_gop,
+):
+    sampler = sample_frames(short_gop.path, "keyframes")
+    shots = [f.shot_index for f in sampler]
+
+    assert [(c.kind, c.start_s, c.end_s) for c in sampler.cuts] == [("keyframe", pytest.approx(4 / 3), 2.0)]
+    assert shots == [0, 0, 0, 1, 1, 1]
+
+
+def test_given_a_portrait_phone_clip_when_sampled_then_frames_come_out_upright(portrait_phone_clip):
+    frame = next(iter(sample_frames(portrait_phone_clip.path, "uniform")))
+
+    assert frame.image.shape == (320, 180, 3)
+
+
+@pytest.mark.parametrize(("start", "end", "fps"), [(5, 5, 1.0), (6, 2, 1.0), (0, 10, 0.0)])
+def test_given_an_empty_segment_or_a_zero_rate_when_a_sampler_is_made_then_it_refuses(start, end, fps):
+    with pytest.raises(ValueError):
+        SegmentSampler("unused.mp4", "uniform", start, end, fps)

@@ -1,0 +1,113 @@
+"""Scene-adaptive sampling: cuts against the ground truth, frames per shot."""
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from vidpipe.media.sampling import sample_frames
+from vidpipe.media.scenes import SceneParams, ShotDetector, Thumb
+
+
+@pytest.fixture(scope="module")
+def scene_run(cuts_and_fade):
+    sampler = sample_frames(cuts_and_fade.path, "scene", fps=1.0)
+    frames = list(sampler)
+    return frames, sampler.cuts
+
+
+def test_given_two_hard_cuts_and_a_fade_when_sampled_by_scene_then_each_is_found_within_half_a_second(
+    cuts_and_fade, scene_run
+):
+    _, cuts = scene_run
+
+    assert len(cuts) == len(cuts_and_fade.transitions) == 3
+    for cut, truth in zip(cuts, cuts_and_fade.transitions, strict=True):
+        assert abs(cut.t_s - truth.mid_s) <= 0.5, (cut, truth)
+    assert [c.kind for c in cuts] == ["hard", "gradual", "hard"]
+
+
+def test_given_a_cross_dissolve_when_sampled_by_scene_then_one_gradual_cut_is_found_at_its_middle(dissolve):
+    sampler = sample_frames(dissolve.path, "scene")
+    frames = list(sampler)
+
+    assert [c.kind for c in sampler.cuts] == ["gradual"]
+    assert sampler.cuts[0].t_s == pytest.approx(dissolve.transitions[0].mid_s, abs=0.5)
+    assert {f.shot_index for f in frames} == {0, 1}
+
+
+def test_given_four_shots_when_sampled_by_scene_then_every_shot_has_a_frame_numbered_in_order(
+    cuts_and_fade, scene_run
+):
+    frames, _ = scene_run
+
+    for number, shot in enumerate(cuts_and_fade.shots):
+        inside = [f for f in frames if shot.start_s <= f.t_s < shot.end_s]
+        assert inside, f"no frame in shot {number} {shot}"
+        assert {f.shot_index for f in inside} == {number}
+    assert [f.reason for f in frames if f.reason == "shot_start"] == ["shot_start"] * 4
+
+
+def test_given_a_static_shot_when_sampled_by_scene_then_it_gets_one_frame_and_a_moving_shot_gets_more(
+    cuts_and_fade, scene_run
+):
+    frames, _ = scene_run
+    static, panning = cuts_and_fade.shots[2], cuts_and_fade.shots[3]
+    assert static.static
+
+    assert len([f for f in frames if static.start_s <= f.t_s < static.end_s]) == 1
+    assert len([f for f in frames if panning.start_s <= f.t_s < panning.end_s]) >= 2
+
+
+def test_given_a_fade_to_black_when_sampled_by_scene_then_no_dark_or_half_faded_frame_is_kept(cuts_and_fade, scene_run):
+    frames, _ = scene_run
+    fade = cuts_and_fade.transitions[1]
+
+    assert not [f.t_s for f in frames if fade.start_s <= f.t_s < fade.end_s]
+    assert min(float(np.mean(f.image)) for f in frames) > 40
+
+
+def test_given_a_content_change_rate_when_sampled_by_scene_then_frames_of_one_shot_are_at_least_that_far_apart(
+    cuts_and_fade,
+):
+    frames = list(sample_frames(cuts_and_fade.path, "scene", fps=0.5))
+
+    for earlier, later in zip(frames, frames[1:]):
+        if later.shot_index == earlier.shot_index:
+            assert later.t_s - earlier.t_s >= 2.0 - 1e-6
+
+
+@pytest.mark.parametrize("boundary", [3.0, 6.0, 7.5])
+def test_given_segments_split_anywhere_when_sampled_by_scene_then_their_cuts_stitch_into_the_whole_videos(
+    cuts_and_fade, scene_run, boundary
+):
+    _, whole_cuts = scene_run
+    first = sample_frames(cuts_and_fade.path, "scene", 0, boundary)
+    second = sample_frames(cuts_and_fade.path, "scene", boundary, 12)
+    list(first)
+    second_frames = list(second)
+
+    assert [c.t_s for c in first.cuts + second.cuts] == [c.t_s for c in whole_cuts]
+    # Global shot number = the cuts of earlier segments + the segment's own shot index.
+    stitched = [len(first.cuts) + f.shot_index for f in second_frames]
+    expected = [sum(c.t_s <= f.t_s for c in whole_cuts) for f in second_frames]
+    assert stitched == expected
+
+
+def _hue_cycling_frames(seconds: float, fps: int):
+    """A picture whose colours turn all the way round every second (stage lights)."""
+    ramp = np.tile(np.linspace(0, 40, 64, dtype=np.float32), (36, 1))
+    for n in range(int(seconds * fps)):
+        hsv = np.stack([(ramp + n * 180 / fps) % 180, np.full_like(ramp, 200), np.full_like(ramp, 200)], axis=2)
+        yield n / fps, av.VideoFrame.from_ndarray(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR), format="bgr24")
+
+
+def test_given_colours_that_never_stop_changing_when_detected_then_no_cut_is_made_and_frames_stay_sampleable():
+    params, fps = SceneParams(), 15
+    detector = ShotDetector(params, fps)
+    verdicts = [detector.push(t, Thumb(frame, params)) for t, frame in _hue_cycling_frames(10, fps)]
+    verdicts = [v for v in verdicts + [detector.finish()] if v is not None]
+
+    assert [v.cut for v in verdicts if v.cut] == []
+    after_first_transition_window = [v for v in verdicts if v.t_s > params.max_transition_s + params.lag_s]
+    assert all(not v.in_transition for v in after_first_transition_window)
