@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 
 from vidpipe_local.clock import Clock, ScaledClock
+from vidpipe_local.stack.dynamodb_atomic import AtomicDynamoDB
 from vidpipe_local.stack.lambdas import InProcessLambdas
 from vidpipe_local.stack.pollers import SqsPollers
 from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
@@ -97,6 +98,7 @@ class LocalStack:
         self.provider_keys = provider_keys or {}
         self.lambdas = InProcessLambdas()
         self.waits = ClockedWaits(self.clock)
+        self.atomic_dynamodb = AtomicDynamoDB()
         self._saved_env: dict[str, str | None] = {}
         self._mock = None
         self._server = None
@@ -131,6 +133,7 @@ class LocalStack:
             self._set_env(self._function_environment())
             self.lambdas.patch()
             self.waits.patch()
+            self.atomic_dynamodb.patch()
             self._use_clock_in_handlers()
             self.pollers = SqsPollers(self.clients["sqs"], self.lambdas, self.built.sqs_mappings)
             if self.server_port is not None:
@@ -149,11 +152,14 @@ class LocalStack:
     def stop(self) -> None:
         if self.pollers:
             self.pollers.stop()
+        if self.built and self._mock:
+            self._stop_running_executions()
         if self._server:
             self._server.stop()
             self._server = None
         self.lambdas.unpatch()
         self.waits.unpatch()
+        self.atomic_dynamodb.unpatch()
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
@@ -166,6 +172,27 @@ class LocalStack:
 
         vidpipe.clock.reset()
         vidpipe.runtime.reset()
+
+    def _stop_running_executions(self, grace_s: float = 5.0) -> None:
+        """Executions run on moto's threads: let them end (briefly), then stop the
+        rest before the mock goes away."""
+        deadline = time.monotonic() + grace_s
+        running = self._running_executions()
+        while running and time.monotonic() < deadline:
+            time.sleep(0.05)
+            running = self._running_executions()
+        for arn in running:
+            try:
+                self.sfn.stop_execution(executionArn=arn, cause="local stack stopped")
+            except AttributeError:
+                # moto race: the execution's worker has no environment yet; it
+                # cannot outlive the mock anyway, since every call it makes fails.
+                continue
+
+    def _running_executions(self) -> list[str]:
+        return [e["executionArn"] for m in self.sfn.list_state_machines()["stateMachines"]
+                for e in self.sfn.list_executions(stateMachineArn=m["stateMachineArn"],
+                                                  statusFilter="RUNNING")["executions"]]
 
     def __enter__(self) -> LocalStack:
         return self.start()

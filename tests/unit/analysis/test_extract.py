@@ -102,3 +102,15 @@ def test_given_a_manifest_then_it_is_small_json_with_keys_not_pixels(s3, uploade
     body = s3.get_object(Bucket=BUCKET, Key=result.manifest_key)["Body"].read()
     assert len(body) < 200 * (result.frames + 5)
     assert json.loads(body)["strategy"] == "scene"
+
+
+def test_given_keyframes_closer_than_the_planned_fps_when_extracted_then_they_are_thinned_except_at_cuts(
+        s3, uploaded):
+    # GOP 1 s: keyframes every second; at 0.25 fps at most one every 4 s, plus a new shot's first one.
+    _, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50),
+                          spec("keyframes", fps=0.25))
+
+    times = [f.timestamp_s for f in manifest.frames]
+    assert len(times) < manifest.frames_sampled
+    for before, after in zip(manifest.frames, manifest.frames[1:]):
+        assert after.timestamp_s - before.timestamp_s >= 4.0 - 1e-3 or after.shot != before.shot

@@ -73,6 +73,14 @@ def test_given_a_failed_job_when_its_reservation_is_released_then_it_is_returned
     assert accounting.budgets.scope_state(DAY)["reserved"] == 0
 
 
+def test_given_a_holder_that_died_when_the_scheduled_sweep_runs_then_its_reservation_is_released(accounting, clock):
+    accounting.reserve("job-1", Decimal("2"), "gemini-2.5-flash")
+    clock.advance(901)
+
+    assert (accounting.sweep_expired(), accounting.sweep_expired()) == (1, 0)
+    assert accounting.budgets.scope_state(DAY)["reserved"] == 0
+
+
 def test_given_an_estimate_over_the_day_when_reserved_then_budget_exceeded_names_the_day(accounting):
     with pytest.raises(BudgetExceeded, match="budget day:2026-11-22 global"):
         accounting.reserve("job-1", Decimal("6"), "gemini-2.5-flash")

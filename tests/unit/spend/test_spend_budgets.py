@@ -148,11 +148,12 @@ def test_given_two_days_when_reserving_then_days_are_separate_and_the_month_is_s
 
 def test_given_a_transaction_conflict_when_reserving_then_it_is_retried(ddb):
     client = ConflictOnce(ddb)
-    budgets = Budgets(TABLE, CONFIG, client=client, clock=VirtualClock(T0), sleep=lambda s: None)
+    backoffs = []
+    budgets = Budgets(TABLE, CONFIG, client=client, clock=VirtualClock(T0), sleep=backoffs.append)
 
     budgets.reserve("job-1", Decimal("1"), "gpt-4.1")
 
-    assert client.conflicts == 1
+    assert client.conflicts == 1 and len(backoffs) == 1
     assert state(budgets, DAY)[1] == Decimal("1")
 
 

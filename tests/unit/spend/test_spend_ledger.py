@@ -85,11 +85,12 @@ def test_given_an_unknown_grouping_when_aggregated_then_it_is_refused(ledger):
 
 def test_given_a_transaction_conflict_when_recording_then_it_is_retried_and_counted_once(ddb):
     client = ConflictOnce(ddb)
-    ledger = Ledger(TABLE, client=client)
+    backoffs = []
+    ledger = Ledger(TABLE, client=client, sleep=backoffs.append)
 
     assert ledger.record(entry(at=datetime(2026, 11, 22, tzinfo=UTC))) is True
 
-    assert client.conflicts == 1
+    assert client.conflicts == 1 and len(backoffs) == 1 and 0 <= backoffs[0] <= 0.025
     assert ledger.total().calls == 1
 
 

@@ -9,6 +9,7 @@ video itself is on local disk (/tmp), not in memory.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from vidpipe.analysis.probe import downloaded
 from vidpipe.media.dedupe import Deduper
 from vidpipe.media.resize import downscale_for_model
 from vidpipe.media.sampling import SampledFrame, sample_frames
+from vidpipe.observability import logger
+
+RATE_TOLERANCE_S = 1e-3  # frame times are rounded rationals
 
 
 @dataclass
@@ -46,16 +50,23 @@ def select_frames(path: str | os.PathLike, segment: Segment, spec: ExtractSpec) 
     selection = Selection(frames=iter(()))
 
     def kept() -> Iterator[KeptFrame]:
-        count = 0
+        count, last_t, last_shot = 0, -math.inf, -1
         for frame in sampler:
             selection.sampled += 1
-            # The first frame of a shot always stays, so every shot keeps at least one frame.
-            if not duplicates.keep(frame.image) and frame.reason != "shot_start":
+            # A shot's first frame always stays, so every shot keeps at least one frame.
+            new_shot = frame.shot_index != last_shot
+            # Keyframe sampling has no rate of its own (the others keep to fps): hold it to the planned fps.
+            too_soon = spec.strategy == "keyframes" and frame.t_s - last_t < 1 / spec.fps - RATE_TOLERANCE_S
+            if not new_shot and (too_soon or not duplicates.keep(frame.image)):
                 continue
+            if new_shot:
+                duplicates.keep(frame.image)  # remembered, so what follows is compared with it
             small = downscale_for_model(frame.image, spec.model_family)
             yield KeptFrame(frame, small.jpeg, *small.size)
-            count += 1
+            count, last_t, last_shot = count + 1, frame.t_s, frame.shot_index
             if count >= segment.max_frames:
+                logger.warning("frame budget reached: the rest of the segment is not analyzed",
+                               extra={"segment": segment.index, "at_s": frame.t_s, "max_frames": count})
                 break  # the reservation covers max_frames per segment, no more
         selection.cuts[:] = [cut.t_s for cut in sampler.cuts]
 

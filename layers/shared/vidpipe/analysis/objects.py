@@ -7,7 +7,7 @@ reader sees either nothing or the whole document, never half of it.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
@@ -46,7 +46,3 @@ def get_model_if_exists(s3, bucket: str, key: str, model: type[M]) -> M | None:
         if exc.response.get("Error", {}).get("Code") in _MISSING:
             return None
         raise
-
-
-def get_json(s3, bucket: str, key: str) -> Any:
-    return json.loads(get_bytes(s3, bucket, key))

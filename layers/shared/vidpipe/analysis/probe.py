@@ -35,7 +35,8 @@ def object_size(s3, bucket: str, key: str) -> int:
     try:
         return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        # 403: without s3:ListBucket, S3 hides a missing key behind "forbidden".
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
             raise InputRejected(f"the upload s3://{bucket}/{key} no longer exists") from exc
         raise
 

@@ -17,8 +17,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from vidpipe.accounting import Accounting
-from vidpipe.analysis.models import AnalyzedFrame, AnalyzeSpec, Scene, SummaryAnswer
 from vidpipe.analysis.ledger import call_recorder
+from vidpipe.analysis.models import AnalyzedFrame, AnalyzeSpec, Scene, SummaryAnswer
 from vidpipe.providers.chat import ChatClient, text_part
 from vidpipe.providers.image_tokens import text_tokens
 
@@ -27,7 +27,7 @@ REDUCE_PROMPT = (
     "Write a short paragraph summarizing the whole video (what happens, in order), and give up to "
     "ten short lowercase tags. Use only what the lines say. Answer with JSON only."
 )
-SCENE_LINE_TOKENS = 60  # a typical scene line; used for estimates
+SCENE_LINE_TOKENS = 80  # a long scene line (three sentences and tags); used for estimates
 REDUCE_OUTPUT_TOKENS = 400
 REDUCE_BATCH = 80  # scene lines per reduce call; more are reduced in groups first
 MIN_CUT_GAP_S = 0.25  # cuts closer than this are one transition (a fade detected twice)

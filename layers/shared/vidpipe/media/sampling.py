@@ -58,10 +58,13 @@ class SampledFrame(BaseModel):
 
 
 class SegmentSampler:
-    """Sample one segment. Iterate it (or call ``frames()``) once; afterwards
-    ``cuts`` holds the segment's cuts, ``decoded_frames`` how many frames the
-    decoder produced (pre-roll included) and ``truncated`` whether ``max_frames``
-    stopped it early. ``cuts`` fills as the iteration goes."""
+    """Sample one segment: iterate it (or ``frames()``) for ``SampledFrame``s.
+
+    During and after an iteration: ``cuts`` holds the segment's cuts found so
+    far, ``decoded_frames`` counts the frames the decoder produced (pre-roll
+    included), ``truncated`` says whether ``max_frames`` stopped it early.
+    Iterating again decodes again from the start.
+    """
 
     def __init__(
         self,

@@ -191,6 +191,8 @@ class ShotDetector:
             return None
         ref_t, ref = self._ring[0]
         if hist_distance(thumb, ref) >= p.plateau_distance or thumb.blank or ref.blank:
+            if self._sustained_change:
+                return None
             if self._plateau is None:
                 # The reference frame is K frames back: usually still before the transition began.
                 before = self._last_picture if ref.blank else ref

@@ -35,7 +35,7 @@ class DynamoAccounting:
         client = client or aws.client("dynamodb")
         table = settings.table_name
         return cls(
-            prices, Ledger(table, client, clock),
+            prices, Ledger(table, client, clock, sleep),
             Budgets(table, BudgetConfig.from_settings(settings, prices), client, clock, sns, sleep),
             RateLimiter(table, settings.rate_limit_rpm, settings.rate_limit_tpm, client, clock, sleep),
             chat_ttl_s=settings.reservation_ttl_s,
@@ -78,3 +78,7 @@ class DynamoAccounting:
 
     def acquire(self, provider: str, tokens: int = 0) -> None:
         self.limiter.acquire(provider, tokens, max_wait_s=self.max_wait_s)
+
+    def sweep_expired(self) -> int:
+        """For the scheduled sweep: release reservations whose holder died."""
+        return self.budgets.sweep_expired()

@@ -23,6 +23,8 @@ of a budgeted fleet.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -97,10 +99,12 @@ def _key(pk: str, sk: str) -> dict:
 
 
 class Ledger:
-    def __init__(self, table: str, client=None, clock: Clock | None = None):
+    def __init__(self, table: str, client=None, clock: Clock | None = None,
+                 sleep: Callable[[float], None] | None = None):
         self.table = table
         self.ddb = client or aws.client("dynamodb")
         self._now = clock_fn(clock)
+        self._sleep = sleep or time.sleep  # backoff after a TransactionConflict
 
     def record(self, entry: LedgerEntry) -> bool:
         """Write the entry and add it to every total. False if it was already recorded."""
@@ -122,7 +126,7 @@ class Ledger:
             _key("AGG#total", "all"),
         ]
         try:
-            transact(self.ddb, [put, *(self._add(key, entry) for key in totals)])
+            transact(self.ddb, [put, *(self._add(key, entry) for key in totals)], self._sleep)
             return True
         except ClientError as exc:
             reasons = cancellation_reasons(exc)

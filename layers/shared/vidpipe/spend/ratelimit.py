@@ -14,10 +14,12 @@ Lambda idling.
 Sizing. A classic bucket (capacity = limit, refill = limit per minute) admits up
 to twice its limit in a minute: a full burst, then a minute of refill. Here a
 bucket holds ``C = max(1, burst × limit)`` and refills ``(limit + 1 − C) / 60``
-per second, so in any window [t, t + 60 s) it admits at most ``C + 60·rate −
-ε ≤ limit`` requests (or tokens): the provider's per-minute limit holds for
-any minute, at the price of a sustained rate slightly below it. A call larger
-than the token capacity could never be admitted and is rejected up front.
+per second. What a window [t, t + 60 s) admits is at most what the bucket held
+at t plus what dripped in before t + 60 s, strictly less than C + 60·rate =
+limit + 1, so at most ``limit`` requests (or tokens): the provider's
+per-minute limit holds for every minute, at the price of a sustained rate
+slightly below it (burst 10 %: 55 of 60 rpm). A call larger than the token
+capacity could never be admitted and is rejected up front.
 
     RATE#<provider> / BUCKET    requests, tokens, at (levels valid at), version
 """
