@@ -40,6 +40,7 @@ def load_secrets(settings: Settings) -> dict:
 
 @lru_cache(maxsize=1)
 def deps() -> Deps:
+    from vidpipe import clock
     from vidpipe.spend.accounting import DynamoAccounting
 
     settings = get_settings()
@@ -47,7 +48,7 @@ def deps() -> Deps:
         settings=settings,
         s3=aws.client("s3"),
         jobs=JobStore(settings.table_name),
-        accounting=DynamoAccounting.from_settings(settings),
+        accounting=DynamoAccounting.from_settings(settings, clock=clock.now, sleep=clock.sleep),
         secrets=load_secrets(settings),
     )
 

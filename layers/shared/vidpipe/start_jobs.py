@@ -93,7 +93,7 @@ class StartJobs:
             if bucket != self.media_bucket:
                 return self.reject_job(job_id, "analysis", {"s3_uri": job.s3_uri},
                                        [f"s3_uri must be in the media bucket {self.media_bucket}"])
-            options = job.model_dump(exclude_none=True, exclude={"type", "s3_uri", "client_token"})
+            options = job.model_dump(mode="json", exclude_none=True, exclude={"type", "s3_uri", "client_token"})
             return self.start_analysis(job_id, bucket, key, options)
         request = job.model_dump(mode="json")
         return self._create_and_start(job_id, "generation", request, self.generation_arn,

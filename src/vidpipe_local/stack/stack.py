@@ -66,6 +66,15 @@ class StackEndpoints:
     pid: int
 
 
+def _backoff(first_s: float = 0.01, cap_s: float = 0.25):
+    """Pauses between checks of a condition: quick at first, then gentle, so a
+    waiting test does not starve the execution threads it waits for."""
+    pause = first_s
+    while True:
+        yield pause
+        pause = min(cap_s, pause * 1.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -306,13 +315,13 @@ class LocalStack:
     def wait_for_execution(self, execution_arn: str, timeout_s: float = 120.0) -> dict:
         """Block until a Step Functions execution ends (moto runs it on a thread)."""
         deadline = time.monotonic() + timeout_s
-        while True:
+        for pause in _backoff():
             desc = self.sfn.describe_execution(executionArn=execution_arn)
             if desc["status"] in TERMINAL_EXECUTION:
                 return desc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout_s}s")
-            time.sleep(0.02)
+            time.sleep(pause)
 
     def wait_for_job(self, job_id: str, timeout_s: float = 120.0) -> dict:
         """Drain the queues, then wait for the job's execution and return the job record."""
@@ -320,7 +329,7 @@ class LocalStack:
 
         store = JobStore(self.table, client=self.ddb)
         deadline = time.monotonic() + timeout_s
-        while True:
+        for pause in _backoff():
             if not self.background_pollers:
                 self.drain()
             job = store.get(job_id)
@@ -328,7 +337,7 @@ class LocalStack:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is {job and job.get('status')} after {timeout_s}s")
-            time.sleep(0.02)
+            time.sleep(pause)
 
     def history(self, execution_arn: str) -> list[dict]:
         return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
