@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vidpipe import aws
 from vidpipe.jobs import from_item
-from vidpipe.observability import logger, metrics
+from vidpipe.observability import emit_metric, logger
 from vidpipe.spend.ddb import Clock, clock_fn, error_code
 from vidpipe.spend.scopes import ScopeRef
 
@@ -58,10 +58,8 @@ class BudgetAlarm:
 
     @staticmethod
     def _emit(ref: ScopeRef, utilization: Decimal) -> None:
-        with single_metric(name="BudgetUtilization", unit=MetricUnit.Percent, value=float(utilization * 100),
-                           namespace=metrics.namespace, default_dimensions={"service": metrics.service}) as metric:
-            metric.add_metadata(key="scope", value=ref.name)
-            metric.add_metadata(key="period", value=ref.period)
+        emit_metric("BudgetUtilization", MetricUnit.Percent, float(utilization * 100),
+                    metadata={"scope": ref.name, "period": ref.period})
 
     def _claim(self, ref: ScopeRef) -> bool:
         try:

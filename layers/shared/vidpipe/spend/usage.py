@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
-from vidpipe.observability import logger, metrics
+from vidpipe.observability import emit_metric, logger
 
 
 class UsageVerdict(StrEnum):
@@ -50,8 +50,5 @@ def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, images
         extra={"verdict": str(verdict), "model": model, "job_id": job_id, "images": images,
                "expected_prompt_tokens": expected_prompt_tokens, "reported_prompt_tokens": reported_prompt_tokens},
     )
-    with single_metric(name="UsageAnomaly", unit=MetricUnit.Count, value=1, namespace=metrics.namespace,
-                       default_dimensions={"service": metrics.service}) as metric:
-        metric.add_dimension(name="verdict", value=str(verdict))
-        metric.add_dimension(name="model", value=model)
+    emit_metric("UsageAnomaly", MetricUnit.Count, 1, dimensions={"verdict": str(verdict), "model": model})
     return verdict
