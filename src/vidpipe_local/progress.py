@@ -14,8 +14,9 @@ from vidpipe.jobs import json_safe
 class Progress:
     """Prints the job's status and current state when they change (stderr)."""
 
-    def __init__(self, session, label: str, stream=sys.stderr):
-        self.session, self.label, self.stream = session, label, stream
+    def __init__(self, session, label: str, stream=None):
+        self.session, self.label = session, label
+        self.stream = stream or sys.stderr
         self.last = ""
         self.started = time.monotonic()
 
