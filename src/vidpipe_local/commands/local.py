@@ -38,6 +38,8 @@ def run_up(args) -> int:
         print("Ctrl-C to stop.", flush=True)
         try:
             threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping the local stack")  # Ctrl-C is how it is meant to end: exit 0
         finally:
             path.unlink(missing_ok=True)
     return 0
