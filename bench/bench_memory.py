@@ -68,7 +68,8 @@ def make_clip(minutes: int, size: tuple[int, int], fps: int) -> Path:
         partial = path.with_suffix(".partial.mp4")
         script = (
             "import sys; from vidpipe_local.samples import long_video; "
-            "long_video(sys.argv[1], float(sys.argv[2]), size=(int(sys.argv[3]), int(sys.argv[4])), fps=int(sys.argv[5]))"
+            "long_video(sys.argv[1], float(sys.argv[2]), size=(int(sys.argv[3]), int(sys.argv[4])), "
+            "fps=int(sys.argv[5]))"
         )
         subprocess.run([sys.executable, "-c", script, str(partial), str(minutes * 60), *map(str, size), str(fps)],
                        check=True)

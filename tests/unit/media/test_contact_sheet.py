@@ -32,7 +32,8 @@ def test_given_jpeg_bytes_and_arrays_of_different_shapes_when_a_sheet_is_made_th
 
     tallest = round(160 * 320 / 180)  # the portrait tile sets the cell height
     assert sheet.shape[0] == GUTTER + tallest + CAPTION_HEIGHT + GUTTER
-    red_cell, green_cell = sheet[GUTTER + tallest // 2, GUTTER + 80], sheet[GUTTER + tallest // 2, 2 * GUTTER + 160 + 80]
+    middle_row = sheet[GUTTER + tallest // 2]
+    red_cell, green_cell = middle_row[GUTTER + 80], middle_row[2 * GUTTER + 160 + 80]
     assert red_cell[2] > 200 and green_cell[1] > 200
 
 

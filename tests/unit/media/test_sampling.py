@@ -1,10 +1,13 @@
 """Uniform and keyframe sampling, segments and streaming."""
 
+import itertools
 import math
 
 import pytest
 
+from vidpipe.errors import InputRejected
 from vidpipe.media.sampling import SegmentSampler, sample_frames
+from vidpipe_local import samples
 
 
 def _times(sampler) -> list[float]:
@@ -41,7 +44,8 @@ def test_given_adjacent_segments_when_sampled_uniformly_then_together_they_equal
 ):
     whole = _times(sample_frames(cuts_and_fade.path, "uniform", 0, 10, fps=fps))
 
-    pieces = [t for a, b in zip(boundaries, boundaries[1:]) for t in _times(sample_frames(cuts_and_fade.path, "uniform", a, b, fps=fps))]
+    segments = [sample_frames(cuts_and_fade.path, "uniform", a, b, fps=fps) for a, b in itertools.pairwise(boundaries)]
+    pieces = [t for segment in segments for t in _times(segment)]
 
     assert pieces == whole  # nothing lost, nothing twice at a boundary
 
@@ -110,3 +114,13 @@ def test_given_a_portrait_phone_clip_when_sampled_then_frames_come_out_upright(p
 def test_given_an_empty_segment_or_a_zero_rate_when_a_sampler_is_made_then_it_refuses(start, end, fps):
     with pytest.raises(ValueError):
         SegmentSampler("unused.mp4", "uniform", start, end, fps)
+
+
+@pytest.mark.parametrize(
+    "make", [samples.random_bytes_file, samples.audio_only_mp4], ids=["random-bytes", "audio-only"]
+)
+def test_given_a_file_that_is_not_a_video_when_sampled_then_input_rejected_is_raised(tmp_path, make):
+    path = make(tmp_path / "upload.mp4")
+
+    with pytest.raises(InputRejected):
+        list(sample_frames(path, "uniform"))

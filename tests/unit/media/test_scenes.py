@@ -1,5 +1,7 @@
 """Scene-adaptive sampling: cuts against the ground truth, frames per shot."""
 
+import itertools
+
 import av
 import cv2
 import numpy as np
@@ -72,7 +74,7 @@ def test_given_a_content_change_rate_when_sampled_by_scene_then_frames_of_one_sh
 ):
     frames = list(sample_frames(cuts_and_fade.path, "scene", fps=0.5))
 
-    for earlier, later in zip(frames, frames[1:]):
+    for earlier, later in itertools.pairwise(frames):
         if later.shot_index == earlier.shot_index:
             assert later.t_s - earlier.t_s >= 2.0 - 1e-6
 

@@ -10,6 +10,8 @@ import av
 import cv2
 import numpy as np
 
+from vidpipe.errors import InputRejected
+
 _ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
@@ -18,7 +20,7 @@ def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputCont
     """The container and its first video stream, decoding on all cores (frame + slice threads)."""
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
+            raise InputRejected("the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         yield container, stream

@@ -101,19 +101,17 @@ class SegmentSampler:
             Strategy.SCENE: self._scene,
             Strategy.KEYFRAMES: self._keyframes,
         }[self.strategy]
-        with open_video(self.path) as (container, stream):
-            self._clock = FrameClock(stream)
-            self._nominal_fps = 1.0 / self._clock.period
-            kept = 0
-            try:
-                for frame in sample(container, stream):
+        try:
+            with open_video(self.path) as (container, stream):
+                self._clock = FrameClock(stream)
+                self._nominal_fps = 1.0 / self._clock.period
+                for kept, frame in enumerate(sample(container, stream), start=1):
                     yield frame
-                    kept += 1
                     if self.max_frames is not None and kept >= self.max_frames:
                         self.truncated = True
                         return
-            except av.FFmpegError as exc:
-                raise InputRejected(f"the video stops decoding ({exc.strerror or exc})") from exc
+        except av.FFmpegError as exc:
+            raise InputRejected(f"the video cannot be decoded ({exc.strerror or exc})") from exc
 
     # --- strategies ---------------------------------------------------------------
 

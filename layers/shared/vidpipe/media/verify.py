@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import av
 from pydantic import BaseModel
@@ -96,7 +95,7 @@ def poster_frame(path: str | os.PathLike, at_fraction: float = 0.5, quality: int
 
 def _count_decoded_frames(path: str | os.PathLike) -> int:
     try:
-        with open_video(Path(path)) as (container, stream):
+        with open_video(path) as (container, stream):
             return sum(1 for _ in container.decode(stream))
     except av.FFmpegError as exc:
         raise OutputInvalid(f"the produced video stops decoding ({exc.strerror or exc})") from exc
