@@ -1,17 +1,28 @@
-"""SubmitGeneration: start the provider job (idempotently) and the polling state."""
+"""SubmitGeneration: start the provider job (idempotently) and the polling state.
+
+Two layers of idempotency: the provider gets an Idempotency-Key derived from
+the job, and Powertools Idempotency (DynamoDB) makes a retried invocation for
+the same job return the recorded poll state without calling the provider again.
+"""
+
+from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
+                                                         idempotent_function)
 
 from vidpipe import clock
+from vidpipe.config import get_settings
 from vidpipe.generation.events import SubmitEvent, parse_event, video_provider
 from vidpipe.generation.polling import PollPolicy
 from vidpipe.generation.submit import submit_generation
 from vidpipe.observability import logger
 from vidpipe.runtime import deps
 
+persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name)
+config = IdempotencyConfig(event_key_jmespath="job_id", expires_after_seconds=24 * 3600)
 
-@logger.inject_lambda_context
-def handler(event, context):
+
+@idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
+def submit(event: dict) -> dict:
     job = parse_event(SubmitEvent, event)
-    logger.append_keys(job_id=job.job_id)
     d = deps()
     s = d.settings
     poll = submit_generation(
@@ -21,3 +32,10 @@ def handler(event, context):
         now=clock.now)
     logger.info("generation submitted", extra={"provider_job_id": poll.provider_job_id, "eta_s": poll.eta_s})
     return poll.model_dump(mode="json")
+
+
+@logger.inject_lambda_context
+def handler(event, context):
+    logger.append_keys(job_id=event.get("job_id"))
+    config.register_lambda_context(context)
+    return submit(event=event)
