@@ -83,6 +83,14 @@ def test_given_two_segments_when_extracted_then_each_owns_the_cuts_and_frames_in
     assert second.frames[0].key == f"work/{JOB}/frames/1/0.jpg"
 
 
+def test_given_uniform_sampling_when_extracted_then_the_cuts_are_found_as_with_scene_sampling(s3, uploaded):
+    _, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=50), spec("uniform"))
+
+    assert len(manifest.cuts) == 3
+    assert all(abs(found - true) <= 0.5 for found, true in zip(manifest.cuts, [3.0, 6.0, 9.0]))
+    assert {f.shot for f in manifest.frames} == {0, 1, 2, 3}
+
+
 def test_given_a_frame_cap_when_extracted_then_no_more_frames_are_kept(s3, uploaded):
     result, manifest = extract(s3, Segment(index=0, start_s=0.0, end_s=12.0, max_frames=2), spec("uniform", fps=2.0))
 

@@ -37,6 +37,21 @@ def test_given_jpeg_bytes_and_arrays_of_different_shapes_when_a_sheet_is_made_th
     assert red_cell[2] > 200 and green_cell[1] > 200
 
 
+def test_given_a_long_caption_with_accents_and_dashes_when_a_sheet_is_made_then_it_stays_inside_its_cell():
+    caption = "00:01:23.5 — Scène 3, café crème, a caption far too long to fit under one tile"
+
+    sheet = _decode(make_contact_sheet([(_tile((0, 0, 0)), caption)], columns=1, tile_width=160))
+
+    caption_bar = sheet[GUTTER + 90 : GUTTER + 90 + CAPTION_HEIGHT]
+    assert caption_bar[:, GUTTER : GUTTER + 160].max() > 150
+    assert caption_bar[:, GUTTER + 160 :].max() < 60  # nothing drawn over the right-hand gutter
+
+
+def test_given_bytes_that_are_no_image_when_a_sheet_is_made_then_it_refuses():
+    with pytest.raises(ValueError):
+        make_contact_sheet([(b"not an image", "x")])
+
+
 def test_given_no_tiles_when_a_sheet_is_made_then_it_refuses():
     with pytest.raises(ValueError):
         make_contact_sheet([])

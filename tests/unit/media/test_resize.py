@@ -45,3 +45,14 @@ def test_given_a_frame_smaller_than_the_cheapest_size_when_downscaled_then_it_is
     small = downscale_for_model(_frame(200, 100), "openai")
 
     assert small.size == (200, 100) and _decoded_size(small.jpeg) == (200, 100)
+
+
+def test_given_a_720p_frame_when_downscaled_then_the_jpeg_matches_opencvs_area_downscale():
+    x, y = np.meshgrid(np.linspace(0, 255, 1280), np.linspace(0, 255, 720))
+    frame = np.dstack([x, y, np.full_like(x, 40)]).astype(np.uint8)  # BGR: blue grows rightwards, green downwards
+
+    small = downscale_for_model(frame, "gemini")
+
+    decoded = cv2.imdecode(np.frombuffer(small.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    reference = cv2.resize(frame, small.size, interpolation=cv2.INTER_AREA)
+    assert np.abs(decoded.astype(int) - reference.astype(int)).mean() < 2

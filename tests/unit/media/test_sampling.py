@@ -3,6 +3,9 @@
 import itertools
 import math
 
+import av
+import cv2
+import numpy as np
 import pytest
 
 from vidpipe.errors import InputRejected
@@ -108,6 +111,22 @@ def test_given_a_portrait_phone_clip_when_sampled_then_frames_come_out_upright(p
     frame = next(iter(sample_frames(portrait_phone_clip.path, "uniform")))
 
     assert frame.image.shape == (320, 180, 3)
+
+
+@pytest.mark.parametrize(
+    ("rotation", "opencv_turn"),
+    [(90, cv2.ROTATE_90_COUNTERCLOCKWISE), (180, cv2.ROTATE_180), (270, cv2.ROTATE_90_CLOCKWISE)],
+)
+def test_given_a_display_rotation_when_sampled_then_the_frame_is_turned_the_way_opencv_turns_it(
+    tmp_path, rotation, opencv_turn
+):
+    clip = samples.make_video(tmp_path / "turned.mp4", [samples.ShotSpec(duration_s=0.4, seed=8)], rotation=rotation)
+    with av.open(str(clip.path)) as container:
+        stored = next(container.decode(video=0)).to_ndarray(format="bgr24")
+
+    frame = next(iter(sample_frames(clip.path, "uniform")))
+
+    assert frame.image.flags.c_contiguous and np.array_equal(frame.image, cv2.rotate(stored, opencv_turn))
 
 
 @pytest.mark.parametrize(("start", "end", "fps"), [(5, 5, 1.0), (6, 2, 1.0), (0, 10, 0.0)])

@@ -1,6 +1,7 @@
 """Scene-adaptive sampling: cuts against the ground truth, frames per shot."""
 
 import itertools
+import math
 
 import av
 import cv2
@@ -8,7 +9,14 @@ import numpy as np
 import pytest
 
 from vidpipe.media.sampling import sample_frames
-from vidpipe.media.scenes import SceneParams, ShotDetector, Thumb
+from vidpipe.media.scenes import SceneParams, ShotDetector, Thumb, hsv_histogram
+
+
+@pytest.fixture(scope="module")
+def uniform_run(cuts_and_fade):
+    sampler = sample_frames(cuts_and_fade.path, "uniform", fps=1.0)
+    frames = list(sampler)
+    return frames, sampler.cuts
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +121,74 @@ def test_given_colours_that_never_stop_changing_when_detected_then_no_cut_is_mad
     assert [v.cut for v in verdicts if v.cut] == []
     after_first_transition_window = [v for v in verdicts if v.t_s > params.max_transition_s + params.lag_s]
     assert all(not v.in_transition for v in after_first_transition_window)
+
+
+def test_given_two_hard_cuts_and_a_fade_when_sampled_uniformly_then_the_same_cuts_are_found_and_number_the_shots(
+    cuts_and_fade, uniform_run, scene_run
+):
+    frames, cuts = uniform_run
+
+    assert [c.kind for c in cuts] == ["hard", "gradual", "hard"]
+    for cut, truth in zip(cuts, cuts_and_fade.transitions, strict=True):
+        assert abs(cut.t_s - truth.mid_s) <= 0.5, (cut, truth)
+    assert [c.t_s for c in cuts] == [c.t_s for c in scene_run[1]]
+    assert [f.t_s for f in frames] == [float(s) for s in range(12)]
+    assert [f.shot_index for f in frames] == [sum(c.t_s <= f.t_s for c in cuts) for f in frames]
+    assert [f.shot_index for f in frames if f.t_s in (2.0, 3.0, 10.0)] == [0, 1, 3]  # hard cuts at 3.0 and 9.0
+
+
+@pytest.mark.parametrize("boundary", [3.0, 6.0, 7.5])
+def test_given_segments_split_anywhere_when_sampled_uniformly_then_their_cuts_stitch_into_the_whole_videos(
+    cuts_and_fade, uniform_run, boundary
+):
+    whole_frames, whole_cuts = uniform_run
+    first = sample_frames(cuts_and_fade.path, "uniform", 0, boundary)
+    second = sample_frames(cuts_and_fade.path, "uniform", boundary, 12)
+    first_frames, second_frames = list(first), list(second)
+
+    assert [c.t_s for c in first.cuts + second.cuts] == [c.t_s for c in whole_cuts]
+    stitched = [f.shot_index for f in first_frames] + [len(first.cuts) + f.shot_index for f in second_frames]
+    assert stitched == [f.shot_index for f in whole_frames]
+
+
+def _decoded(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            yield float(frame.pts * stream.time_base), frame
+
+
+def test_given_the_detector_says_how_far_it_is_settled_then_no_cut_found_later_lands_before_that(
+    cuts_and_fade, dissolve
+):
+    params = SceneParams()
+    for truth in (cuts_and_fade, dissolve):
+        detector, settled, found = ShotDetector(params, 15), -math.inf, 0
+        for t, frame in [*_decoded(truth.path), (None, None)]:
+            verdict = detector.push(t, Thumb(frame, params)) if frame is not None else detector.finish()
+            if verdict is not None and verdict.cut is not None:
+                assert verdict.cut.t_s >= settled, (verdict.cut, settled)
+                found += 1
+            settled = max(settled, detector.settled_s())
+            assert frame is None or settled <= t
+        assert found == len(truth.transitions) and settled == math.inf
+
+
+def test_given_any_colours_when_histogrammed_then_the_bins_are_opencvs_8_bit_hsv_histogram():
+    every_colour = np.arange(2**24, dtype=np.uint32).view(np.uint8).reshape(4096, 4096, 4)[..., :3]
+    rng = np.random.default_rng(3)
+    thumbnails = [rng.integers(0, 256, (36, 64, 3), dtype=np.uint8) for _ in range(20)]
+    images = [np.ascontiguousarray(every_colour), *thumbnails]
+
+    for image in images:
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        counts = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
+        assert np.array_equal(hsv_histogram(image), counts / counts.sum())
+
+
+def test_given_a_frame_when_thumbnailed_then_its_luma_is_opencvs_grey(cuts_and_fade):
+    params = SceneParams()
+    for _, frame in itertools.islice(_decoded(cuts_and_fade.path), 0, 180, 20):
+        thumb = Thumb(frame, params)
+        grey = cv2.cvtColor(thumb.pixels.astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        assert thumb.luma == float(grey.mean())

@@ -1,4 +1,4 @@
-"""Pure media code on local files, arrays and bytes (PyAV, OpenCV, NumPy; no AWS).
+"""Pure media code on local files, arrays and bytes (PyAV, NumPy, Pillow; no AWS, no OpenCV).
 
     probe          VideoInfo from container metadata + the first frame; caps
     sampling       streaming frame samplers over a segment (uniform, scene, keyframes)

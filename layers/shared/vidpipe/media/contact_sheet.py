@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import unicodedata
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from vidpipe.media.resize import encode_jpeg
+from vidpipe.media.resize import encode_jpeg, to_pil
 
 Tile = tuple[np.ndarray | bytes, str]  # (BGR image or JPEG/PNG bytes, caption)
 
@@ -17,10 +19,11 @@ GUTTER = 6
 CAPTION_HEIGHT = 22
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-FONT_SCALE = 0.42
-# OpenCV's Hershey fonts draw ASCII only; these are the non-ASCII characters captions commonly use.
-_ASCII_STAND_INS = {"—": "-", "–": "-", "·": "-", "…": "...", "×": "x", "’": "'", "“": '"', "”": '"'}
+FONT_SIZE = 13  # px; capitals ~9 px high
+# Pillow's built-in font (a subset of Aileron) has glyphs for ASCII and these only. Other characters
+# are folded into them ("Scène 3 — café" → "Scene 3 - cafe") or drawn as "?".
+_FONT_EXTRAS = frozenset("©«°±´·»‘’“”…‹›⁄™")
+_STAND_INS = {"—": "-", "–": "-", "−": "-", "×": "x"}
 
 
 def timestamp_label(t_s: float) -> str:
@@ -42,54 +45,59 @@ def make_contact_sheet(tiles: Sequence[Tile], columns: int = 4, tile_width: int 
     images = [_as_image(image) for image, _ in tiles]
     columns = max(1, min(columns, len(images)))
     rows = math.ceil(len(images) / columns)
-    picture_height = max(round(tile_width * img.shape[0] / img.shape[1]) for img in images)
+    picture_height = max(round(tile_width * img.height / img.width) for img in images)
     cell_w, cell_h = tile_width, picture_height + CAPTION_HEIGHT
-    sheet = np.full(
-        (GUTTER + rows * (cell_h + GUTTER), GUTTER + columns * (cell_w + GUTTER), 3), BACKGROUND, dtype=np.uint8
-    )
+    sheet = Image.new("RGB", (GUTTER + columns * (cell_w + GUTTER), GUTTER + rows * (cell_h + GUTTER)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
     for i, (image, (_, caption)) in enumerate(zip(images, tiles, strict=True)):
         x = GUTTER + (i % columns) * (cell_w + GUTTER)
         y = GUTTER + (i // columns) * (cell_h + GUTTER)
-        _paste_fitted(sheet[y : y + picture_height, x : x + cell_w], image)
-        _draw_caption(sheet, caption, x, y + picture_height, cell_w)
+        _paste_fitted(sheet, image, x, y, cell_w, picture_height)
+        text = _fit_text(_drawable(caption), cell_w - 8)
+        draw.text((x + 4, y + picture_height + CAPTION_HEIGHT / 2), text, fill=TEXT_COLOUR, font=_font(), anchor="lm")
     return encode_jpeg(sheet)
 
 
-def _as_image(image: np.ndarray | bytes) -> np.ndarray:
+@functools.cache
+def _font() -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=FONT_SIZE)
+
+
+def _as_image(image: np.ndarray | bytes) -> Image.Image:
     if isinstance(image, np.ndarray):
-        return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise ValueError("a contact-sheet tile is neither an image array nor decodable image bytes")
-    return decoded
+        return to_pil(image).convert("RGB")
+    try:
+        with Image.open(io.BytesIO(image)) as decoded:
+            return decoded.convert("RGB")
+    except OSError as exc:  # includes PIL.UnidentifiedImageError and truncated files
+        raise ValueError("a contact-sheet tile is neither an image array nor decodable image bytes") from exc
 
 
-def _paste_fitted(cell: np.ndarray, image: np.ndarray) -> None:
-    cell_h, cell_w = cell.shape[:2]
-    scale = min(cell_w / image.shape[1], cell_h / image.shape[0])
-    w, h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    x, y = (cell_w - w) // 2, (cell_h - h) // 2
-    cell[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=interpolation)
+def _paste_fitted(sheet: Image.Image, image: Image.Image, x: int, y: int, cell_w: int, cell_h: int) -> None:
+    scale = min(cell_w / image.width, cell_h / image.height)
+    w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    sheet.paste(image.resize((w, h), resample), (x + (cell_w - w) // 2, y + (cell_h - h) // 2))
 
 
-def _draw_caption(sheet: np.ndarray, caption: str, x: int, y: int, width: int) -> None:
-    text = _fit_text(_ascii(caption), width - 8)
-    (_, text_h), _ = cv2.getTextSize(text, FONT, FONT_SCALE, 1)
-    baseline_y = y + (CAPTION_HEIGHT + text_h) // 2
-    cv2.putText(sheet, text, (x + 4, baseline_y), FONT, FONT_SCALE, TEXT_COLOUR, 1, cv2.LINE_AA)
+def _drawable(text: str) -> str:
+    return "".join(_fold(ch) for ch in text)
 
 
-def _ascii(text: str) -> str:
-    """"Scène 3 — café" → "Scene 3 - cafe"; anything else non-ASCII becomes "?"."""
-    text = unicodedata.normalize("NFKD", "".join(_ASCII_STAND_INS.get(ch, ch) for ch in text))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return text.encode("ascii", "replace").decode("ascii")
+def _fold(ch: str) -> str:
+    if (ch.isascii() and ch.isprintable()) or ch in _FONT_EXTRAS:
+        return ch
+    if ch in _STAND_INS:
+        return _STAND_INS[ch]
+    if ch.isspace():
+        return " "
+    # "é" → "e" + a combining accent; "ﬁ" → "fi"
+    return "".join(c for c in unicodedata.normalize("NFKD", ch) if c.isascii() and c.isprintable()) or "?"
 
 
 def _fit_text(text: str, max_width: int) -> str:
-    if cv2.getTextSize(text, FONT, FONT_SCALE, 1)[0][0] <= max_width:
+    if _font().getlength(text) <= max_width:
         return text
-    while text and cv2.getTextSize(text + "...", FONT, FONT_SCALE, 1)[0][0] > max_width:
+    while text and _font().getlength(text + "…") > max_width:
         text = text[:-1]
-    return text + "..."
+    return text + "…"

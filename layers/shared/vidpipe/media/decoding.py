@@ -7,12 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import av
-import cv2
 import numpy as np
 
 from vidpipe.errors import InputRejected
-
-_ROTATE_CCW = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 @contextmanager
@@ -60,5 +57,5 @@ def seek_before(container: av.container.InputContainer, stream: av.VideoStream, 
 def upright_bgr(frame: av.VideoFrame) -> np.ndarray:
     """The full-size frame as BGR, turned upright according to the display matrix."""
     image = frame.to_ndarray(format="bgr24")
-    rotation = int(frame.rotation) % 360
-    return cv2.rotate(image, _ROTATE_CCW[rotation]) if rotation in _ROTATE_CCW else image
+    rotation = int(frame.rotation) % 360  # counter-clockwise, as np.rot90 turns
+    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation in (90, 180, 270) else image

@@ -16,8 +16,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-import cv2
 import numpy as np
+from PIL import Image
+
+from vidpipe.media.resize import to_pil
 
 DEFAULT_MAX_DISTANCE = 6  # of 64 bits
 DEFAULT_WINDOW = 4
@@ -25,8 +27,8 @@ DEFAULT_WINDOW = 4
 
 def dhash(image: np.ndarray) -> int:
     """64-bit difference hash of a BGR or grey image."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+    # Area-average to 9×8, then grey: grey is linear, so the order barely matters, and only 72 pixels convert.
+    small = np.asarray(to_pil(image).resize((9, 8), Image.Resampling.BOX).convert("L"))
     bits = (small[:, :-1] > small[:, 1:]).ravel()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import NamedTuple
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from vidpipe.providers.image_tokens import ModelFamily, cheapest_frame_size, family_of
 
@@ -24,16 +25,26 @@ def downscale_for_model(image: np.ndarray, model_or_family: str) -> ModelImage:
     family = _family(model_or_family)
     height, width = image.shape[:2]
     (w, h), detail = cheapest_frame_size(family, width, height)
+    picture = to_pil(image)
     if (w, h) != (width, height):
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    return ModelImage(encode_jpeg(image), (w, h), detail)
+        picture = picture.resize((w, h), Image.Resampling.BOX)  # area averaging; the size is never larger
+    return ModelImage(encode_jpeg(picture), (w, h), detail)
 
 
-def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buffer.tobytes()
+def to_pil(image: np.ndarray) -> Image.Image:
+    """A BGR (or grey) array as a Pillow image (RGB or L)."""
+    if image.ndim == 2:
+        return Image.fromarray(image)
+    height, width = image.shape[:2]
+    return Image.frombuffer("RGB", (width, height), np.ascontiguousarray(image), "raw", "BGR", 0, 1)
+
+
+def encode_jpeg(image: np.ndarray | Image.Image, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG of a BGR array or a Pillow image (4:2:0, baseline)."""
+    picture = image if isinstance(image, Image.Image) else to_pil(image)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def _family(model_or_family: str) -> ModelFamily:

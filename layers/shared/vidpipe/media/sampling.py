@@ -1,14 +1,18 @@
 """Streaming frame sampling over one time segment [start_s, end_s) of a video.
 
 Every strategy seeks once, to the keyframe before the segment (minus a pre-roll
-for ``scene``), and decodes forward. Frames before ``start_s`` are decoded but
-only feed the detectors, so a segment sees exactly what a single pass over the
-whole video would see at its start. Only kept frames are converted to full-size
-BGR. Memory is bounded: a generator, one held frame, a ring of thumbnails.
+for ``uniform`` and ``scene``), and decodes forward. Frames before ``start_s``
+are decoded but only feed the detectors, so a segment sees exactly what a
+single pass over the whole video would see at its start. Only kept frames are
+converted to full-size BGR. Memory is bounded: a generator, a few held frames,
+a ring of thumbnails.
 
 Strategies
 - ``uniform``: the first frame at or after each tick of a global grid k / fps
   (k = 0, 1, ...), decoding straight through (seeking per sample is 3-6× slower).
+  The shot detector sees every frame, as for ``scene``, so the cuts are the
+  same; a frame comes out once no cut can still land at or before it (about
+  0.25 s of decoding later, a transition's length at most).
 - ``scene``: one frame at the start of every shot (after hard cuts and after
   fades / dissolves), then more only while the content keeps changing, at most
   ``fps`` a second; nothing on static stretches, blanks or mid-transition.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Literal
@@ -116,18 +121,23 @@ class SegmentSampler:
     # --- strategies ---------------------------------------------------------------
 
     def _uniform(self, container, stream) -> Iterator[SampledFrame]:
+        detector = ShotDetector(self.scene, self._nominal_fps)
+        waiting: deque[tuple[av.VideoFrame, float]] = deque()  # on a tick, shot index not final yet
         previous_t: float | None = None
-        for frame, t in self._decoded(container, stream, self.start_s):
-            if previous_t is None:  # no frame before: pretend the one a period earlier
-                previous_t = t - self._clock.period
-            tick_passed = math.floor(t * self.fps + _EPS) > math.floor(previous_t * self.fps + _EPS)
-            previous_t = t
-            if t < self.start_s - _EPS:
-                continue
-            if t >= self.end_s - _EPS:
+        for frame, t, _ in self._detected(container, stream, detector):
+            if frame is not None:
+                if previous_t is None:  # no frame before: pretend the one a period earlier
+                    previous_t = t - self._clock.period
+                tick_passed = math.floor(t * self.fps + _EPS) > math.floor(previous_t * self.fps + _EPS)
+                previous_t = t
+                if tick_passed and self.start_s - _EPS <= t < self.end_s - _EPS:
+                    waiting.append((frame, t))
+            settled = detector.settled_s()
+            while waiting and waiting[0][1] < settled:
+                kept, kept_t = waiting.popleft()
+                yield self._sampled(kept, kept_t, sum(cut.t_s <= kept_t for cut in self.cuts), "uniform")
+            if settled >= self.end_s - _EPS:
                 return
-            if tick_passed:
-                yield self._sampled(frame, t, 0, "uniform")
 
     def _scene(self, container, stream) -> Iterator[SampledFrame]:
         params = self.scene
@@ -136,16 +146,12 @@ class SegmentSampler:
         shot, shot_has_frame = 0, False
         last_kept: Thumb | None = None
         last_kept_t = -math.inf
-        decoded = self._decoded(container, stream, max(0.0, self.start_s - params.max_transition_s))
-        for frame, t in itertools.chain(decoded, [(None, math.inf)]):
-            verdict = detector.push(t, Thumb(frame, params)) if frame is not None else detector.finish()
+        for frame, _, verdict in self._detected(container, stream, detector):
             verdict_frame, held = held, frame
             if verdict is None:
                 continue
-            cut = verdict.cut
-            if cut is not None and self.start_s - _EPS <= cut.t_s < self.end_s - _EPS:
-                self.cuts.append(cut)
-                shot, shot_has_frame = shot + 1, False
+            if len(self.cuts) > shot:  # the verdict brought a cut inside the segment
+                shot, shot_has_frame = len(self.cuts), False
             vt = verdict.t_s
             if vt >= self.end_s - _EPS:
                 if not verdict.in_transition or vt >= self.end_s + params.max_transition_s:
@@ -189,6 +195,17 @@ class SegmentSampler:
                 yield self._sampled(frame, t, shot, "keyframe")
 
     # --- plumbing ---------------------------------------------------------------------
+
+    def _detected(self, container, stream, detector: ShotDetector):
+        """(frame, t_s, the detector's verdict on the frame before) from the pre-roll on, then
+        (None, inf, the verdict on the last frame). Cuts inside the segment go to ``cuts``."""
+        decoded = self._decoded(container, stream, max(0.0, self.start_s - self.scene.max_transition_s))
+        for frame, t in itertools.chain(decoded, [(None, math.inf)]):
+            verdict = detector.push(t, Thumb(frame, self.scene)) if frame is not None else detector.finish()
+            cut = verdict.cut if verdict is not None else None
+            if cut is not None and self.start_s - _EPS <= cut.t_s < self.end_s - _EPS:
+                self.cuts.append(cut)
+            yield frame, t, verdict
 
     def _decoded(self, container, stream, seek_s: float, keyframes_only: bool = False):
         """(frame, t_s) in presentation order from the keyframe before ``seek_s``."""

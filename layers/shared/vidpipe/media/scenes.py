@@ -28,17 +28,24 @@ the video.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 import av
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 THUMB_SIZE = (64, 36)
+
+# OpenCV's 8-bit BGR→HSV (hue in [0, 180), 12-bit fixed point) and BGR→grey (15-bit), bit for bit in NumPy:
+# the thresholds below were tuned on them.
+_SHIFT, _HALF = 12, 1 << 11
+_DIVISORS = np.arange(1.0, 256.0)
+_SATURATION_SCALE = np.rint(np.r_[0.0, (255 << _SHIFT) / _DIVISORS]).astype(np.int32)
+_HUE_SCALE = np.rint(np.r_[0.0, (180 << _SHIFT) / (6 * _DIVISORS)]).astype(np.int32)
 
 
 class SceneParams(BaseModel):
@@ -80,14 +87,25 @@ class Thumb:
     def __init__(self, frame: av.VideoFrame, params: SceneParams):
         bgr = frame.reformat(width=THUMB_SIZE[0], height=THUMB_SIZE[1], format="bgr24", interpolation="AREA")
         bgr = bgr.to_ndarray()
-        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
-        hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256]).ravel()
-        self.hist = hist / hist.sum()
+        self.hist = hsv_histogram(bgr)
         self.pixels = bgr.astype(np.float32)
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        self.luma = float(gray.mean())
+        b, g, r = (bgr[..., c].astype(np.int32) for c in range(3))
+        grey = (b * 3735 + g * 19235 + r * 9798 + (1 << 14)) >> 15
+        self.luma = float(grey.mean())
         near_black_or_white = min(self.luma, 255 - self.luma) < params.blank_luma_margin
-        self.blank = near_black_or_white and float(gray.std()) < params.blank_max_std
+        self.blank = near_black_or_white and float(grey.std()) < params.blank_max_std
+
+
+def hsv_histogram(bgr: np.ndarray) -> np.ndarray:
+    """Normalised 8×4×4 (hue × saturation × value) histogram of a BGR uint8 image, flattened."""
+    b, g, r = (bgr[..., c].ravel().astype(np.int32) for c in range(3))
+    v = np.maximum(np.maximum(b, g), r)
+    spread = v - np.minimum(np.minimum(b, g), r)
+    s = (spread * _SATURATION_SCALE[v] + _HALF) >> _SHIFT
+    h = np.where(v == r, g - b, np.where(v == g, b - r + 2 * spread, r - g + 4 * spread))
+    h = ((h * _HUE_SCALE[spread] + _HALF) >> _SHIFT) % 180
+    counts = np.bincount((h * 8 // 180) * 16 + (s >> 6) * 4 + (v >> 6), minlength=128).astype(np.float32)
+    return counts / counts.sum()
 
 
 def hist_distance(a: Thumb, b: Thumb) -> float:
@@ -145,6 +163,7 @@ class ShotDetector:
         self._plateau: _Plateau | None = None
         self._sustained_change = False  # a plateau ran too long; wait for D to settle before opening another
         self._held: _Held | None = None
+        self._last_t = -math.inf
 
     def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
         act = activity(thumb, self._ring[-1][1]) if self._ring else 0.0
@@ -155,6 +174,7 @@ class ShotDetector:
             self._plateau = None
             self._ring.append((verdict.t_s, verdict.thumb))
         self._ring.append((t_s, thumb))
+        self._last_t = t_s
         cut = self._update_plateau(t_s, thumb)
         self._held = _Held(t_s, thumb, act, self._plateau is not None, cut)
         if not thumb.blank:
@@ -162,7 +182,24 @@ class ShotDetector:
         return verdict
 
     def finish(self) -> Verdict | None:
+        self._last_t = math.inf
         return self._release(next_activity=0.0)
+
+    def settled_s(self) -> float:
+        """Every cut found from now on will have a ``t_s`` at or after this time.
+
+        A hard cut is at the earliest on the frame held for its verdict. A gradual
+        cut is the one the held frame closed, or the midpoint of the open plateau,
+        or of one that opens later with a reference frame no older than the ring's oldest.
+        """
+        if not self._ring or self._last_t == math.inf:
+            return self._last_t
+        earliest = (self._last_t + self._ring[0][0]) / 2
+        if self._plateau is not None:
+            earliest = min(earliest, (self._plateau.first_mid_s + self._plateau.last_ref_s) / 2)
+        if self._held is not None and self._held.cut is not None:
+            earliest = min(earliest, self._held.cut.t_s)
+        return math.floor(earliest * 1000) / 1000  # gradual cut times are rounded to the millisecond
 
     def _release(self, next_activity: float) -> Verdict | None:
         held, self._held = self._held, None
