@@ -33,6 +33,7 @@ lint: .venv $(SAM_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam validate --lint --region us-east-1
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build --region us-east-1 --build-dir .aws-sam/build
+	$(VENV)/bin/python scripts/check_lambda_sizes.py .aws-sam/build
 
 bench: .venv
 	$(VENV)/bin/python bench/run_all.py

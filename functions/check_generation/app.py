@@ -11,7 +11,7 @@ from vidpipe.runtime import deps
 @logger.inject_lambda_context
 def handler(event, context):
     job = parse_event(PollEvent, event)
-    logger.append_keys(job_id=job.job_id)
+    logger.set_correlation_id(job.job_id)
     d = deps()
     s = d.settings
     poll = check_generation(job.job_id, job.request, job.poll, video_provider(job.poll.provider, d, STATUS_RETRY),

@@ -10,7 +10,7 @@ from vidpipe.runtime import deps
 @logger.inject_lambda_context
 def handler(event, context):
     job = parse_event(JobEvent, event)
-    logger.append_keys(job_id=job.job_id)
+    logger.set_correlation_id(job.job_id)
     d = deps()
     enhancement = enhance_prompt(job.job_id, job.request, chat_client(d), d.accounting, d.settings.enhance_model)
     if enhancement.fallback_reason:

@@ -9,5 +9,5 @@ from vidpipe.runtime import deps
 @logger.inject_lambda_context
 def handler(event, context):
     request = FinalizeInput.model_validate(event)
-    logger.append_keys(job_id=request.job_id)
+    logger.set_correlation_id(request.job_id)
     return json_safe(finalize(request, deps()))

@@ -10,7 +10,7 @@ from vidpipe.spend.prices import PriceTable
 @logger.inject_lambda_context
 def handler(event, context):
     job = parse_event(JobEvent, event)
-    logger.append_keys(job_id=job.job_id)
+    logger.set_correlation_id(job.job_id)
     d = deps()
     prices = PriceTable.load(d.settings)
     return reserve_generation(job.job_id, job.request, d.accounting, prices.video_cost).model_dump(mode="json")

@@ -20,7 +20,7 @@ def verify(path: Path, expected: ExpectedVideo) -> dict:
 @logger.inject_lambda_context
 def handler(event, context):
     job = parse_event(PollEvent, event)
-    logger.append_keys(job_id=job.job_id)
+    logger.set_correlation_id(job.job_id)
     d = deps()
     s = d.settings
     provider = video_provider(job.poll.provider, d)

@@ -36,6 +36,6 @@ def submit(event: dict) -> dict:
 
 @logger.inject_lambda_context
 def handler(event, context):
-    logger.append_keys(job_id=event.get("job_id"))
+    logger.set_correlation_id(event.get("job_id"))
     config.register_lambda_context(context)
     return submit(event=event)

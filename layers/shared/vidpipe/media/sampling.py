@@ -10,10 +10,13 @@ a ring of thumbnails.
 Strategies
 - ``uniform``: the first frame at or after each tick of a global grid k / fps
   (k = 0, 1, ...), decoding straight through (seeking per sample is 3-6× slower).
-  The shot detector sees every frame, as for ``scene``, so the cuts are the
-  same; a frame comes out once no cut can still land at or before it (about
-  0.25 s of decoding later, a transition's length at most).
-- ``scene``: one frame at the start of every shot (after hard cuts and after
+  The shot detector looks at about ``SceneParams.detect_fps`` frames a second
+  (one in 3 at 30 fps) on a grid anchored to the start of the video, so segments
+  see the same frames as one pass. Hard cuts still land on their exact frame, as
+  for ``scene``; gradual cuts land within a stride of where ``scene`` puts them. A
+  frame comes out once no cut can still land at or before it (about 0.25 s of
+  decoding later, a transition's length at most).
+- ``scene``: the detector looks at every frame. One frame at the start of every shot (after hard cuts and after
   fades / dissolves), then more only while the content keeps changing, at most
   ``fps`` a second; nothing on static stretches, blanks or mid-transition.
 - ``keyframes``: the codec's keyframes only; the decoder skips every other
@@ -41,7 +44,15 @@ from pydantic import BaseModel, ConfigDict
 
 from vidpipe.errors import InputRejected
 from vidpipe.media.decoding import FrameClock, open_video, seek_before, upright_bgr
-from vidpipe.media.scenes import Cut, SceneParams, ShotDetector, Thumb, hist_distance, pixel_difference
+from vidpipe.media.scenes import (
+    Cut,
+    SceneParams,
+    StridedDetector,
+    Thumb,
+    detector_stride,
+    hist_distance,
+    pixel_difference,
+)
 
 _EPS = 1e-6  # seconds; frame times are exact rationals turned into floats
 
@@ -67,7 +78,8 @@ class SegmentSampler:
 
     During and after an iteration: ``cuts`` holds the segment's cuts found so
     far, ``decoded_frames`` counts the frames the decoder produced (pre-roll
-    included), ``truncated`` says whether ``max_frames`` stopped it early.
+    included), ``detected_frames`` those the shot detector looked at,
+    ``truncated`` says whether ``max_frames`` stopped it early.
     Iterating again decodes again from the start.
     """
 
@@ -92,6 +104,7 @@ class SegmentSampler:
         self.scene = scene or SceneParams()
         self.cuts: list[Cut] = []
         self.decoded_frames = 0
+        self.detected_frames = 0
         self.truncated = False
         self._clock: FrameClock | None = None
         self._nominal_fps = 0.0
@@ -100,7 +113,7 @@ class SegmentSampler:
         return self.frames()
 
     def frames(self) -> Iterator[SampledFrame]:
-        self.cuts, self.decoded_frames, self.truncated = [], 0, False
+        self.cuts, self.decoded_frames, self.detected_frames, self.truncated = [], 0, 0, False
         sample = {
             Strategy.UNIFORM: self._uniform,
             Strategy.SCENE: self._scene,
@@ -121,7 +134,8 @@ class SegmentSampler:
     # --- strategies ---------------------------------------------------------------
 
     def _uniform(self, container, stream) -> Iterator[SampledFrame]:
-        detector = ShotDetector(self.scene, self._nominal_fps)
+        stride = detector_stride(self._nominal_fps, self.scene)
+        detector = StridedDetector(self.scene, self._nominal_fps, stride)
         waiting: deque[tuple[av.VideoFrame, float]] = deque()  # on a tick, shot index not final yet
         previous_t: float | None = None
         for frame, t, _ in self._detected(container, stream, detector):
@@ -141,7 +155,7 @@ class SegmentSampler:
 
     def _scene(self, container, stream) -> Iterator[SampledFrame]:
         params = self.scene
-        detector = ShotDetector(params, self._nominal_fps)
+        detector = StridedDetector(params, self._nominal_fps)  # every frame
         held: av.VideoFrame | None = None  # the frame the detector will give its verdict on next
         shot, shot_has_frame = 0, False
         last_kept: Thumb | None = None
@@ -196,12 +210,13 @@ class SegmentSampler:
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _detected(self, container, stream, detector: ShotDetector):
-        """(frame, t_s, the detector's verdict on the frame before) from the pre-roll on, then
-        (None, inf, the verdict on the last frame). Cuts inside the segment go to ``cuts``."""
+    def _detected(self, container, stream, detector: StridedDetector):
+        """(frame, t_s, the detector's verdict on the frame looked at before, if any) from the pre-roll
+        on, then (None, inf, the verdict on the last one). Cuts inside the segment go to ``cuts``."""
         decoded = self._decoded(container, stream, max(0.0, self.start_s - self.scene.max_transition_s))
         for frame, t in itertools.chain(decoded, [(None, math.inf)]):
-            verdict = detector.push(t, Thumb(frame, self.scene)) if frame is not None else detector.finish()
+            verdict = detector.push(t, frame) if frame is not None else detector.finish()
+            self.detected_frames = detector.looked_at
             cut = verdict.cut if verdict is not None else None
             if cut is not None and self.start_s - _EPS <= cut.t_s < self.end_s - _EPS:
                 self.cuts.append(cut)

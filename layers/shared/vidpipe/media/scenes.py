@@ -24,18 +24,24 @@ decoded YUV frame (~0.2 ms a frame at 720p):
 
 State is a ring of K histograms and a few scalars: memory does not grow with
 the video.
+
+``StridedDetector`` feeds the detector one decoded frame in ``stride`` (uniform
+sampling: about ``SceneParams.detect_fps`` a second) and still puts hard cuts on
+their exact frame.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from pydantic import BaseModel, ConfigDict
 
 THUMB_SIZE = (64, 36)
@@ -64,6 +70,8 @@ class SceneParams(BaseModel):
     # A blank is a flat frame near black or white (fades, dips to white). A flat blue sky is not blank.
     blank_max_std: float = 6.0  # luma spread (0-255) under which a frame is flat
     blank_luma_margin: float = 24.0  # ...and its mean luma within this of 0 or 255
+    # Uniform sampling looks at one decoded frame in round(video fps / detect_fps) (scene sampling: every frame).
+    detect_fps: float = 10.0
 
 
 class Cut(BaseModel):
@@ -79,14 +87,30 @@ class Cut(BaseModel):
     score: float  # histogram distance between the pictures either side
 
 
+_scalers = threading.local()
+
+
+def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
+    """The frame scaled to THUMB_SIZE BGR by FFmpeg (area averaging, from the YUV planes).
+
+    A scaler of its own (per thread) rather than ``frame.reformat``'s shared one: that one also makes the
+    full-size BGR images, and every switch between the two sizes rebuilds its context (~6 ms at 720p).
+    One slice thread: a 64×36 output is too small to split (auto threads cost ~25 % more here).
+    """
+    scaler = getattr(_scalers, "thumbnail", None)
+    if scaler is None:
+        scaler = _scalers.thumbnail = VideoReformatter()
+    small = scaler.reformat(frame, THUMB_SIZE[0], THUMB_SIZE[1], "bgr24", interpolation="AREA", threads=1)
+    return small.to_ndarray()
+
+
 class Thumb:
     """The features of one frame."""
 
     __slots__ = ("pixels", "hist", "luma", "blank")
 
     def __init__(self, frame: av.VideoFrame, params: SceneParams):
-        bgr = frame.reformat(width=THUMB_SIZE[0], height=THUMB_SIZE[1], format="bgr24", interpolation="AREA")
-        bgr = bgr.to_ndarray()
+        bgr = _thumbnail(frame)
         self.hist = hsv_histogram(bgr)
         self.pixels = bgr.astype(np.float32)
         b, g, r = (bgr[..., c].astype(np.int32) for c in range(3))
@@ -164,9 +188,11 @@ class ShotDetector:
         self._sustained_change = False  # a plateau ran too long; wait for D to settle before opening another
         self._held: _Held | None = None
         self._last_t = -math.inf
+        self.last_activity = 0.0  # between the last two frames pushed
 
     def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
         act = activity(thumb, self._ring[-1][1]) if self._ring else 0.0
+        self.last_activity = act
         verdict = self._release(next_activity=act)
         if verdict is not None and verdict.cut is not None and verdict.cut.kind == "hard":
             # The ring straddles the cut: restart it so the lagged distance does not see a second "transition".
@@ -247,3 +273,86 @@ class ShotDetector:
             return None  # a flash, or motion that came back to the same view
         midpoint = (plateau.first_mid_s + plateau.last_ref_s) / 2
         return Cut(t_s=round(midpoint, 3), kind="gradual", start_s=plateau.start_s, end_s=t_s, score=score)
+
+
+def detector_stride(fps: float, params: SceneParams) -> int:
+    """Look at one frame in this many for at most about ``params.detect_fps`` frames a second."""
+    return max(1, round(fps / params.detect_fps))
+
+
+class StridedDetector:
+    """A ``ShotDetector`` that looks at one decoded frame in ``stride``.
+
+    ``push`` every decoded frame in presentation order; it returns the detector's
+    verdict on the previous frame looked at, or None. The frames looked at are the
+    first at or after each tick of the global grid k × stride / fps, so a segment
+    decoded on its own looks at the same frames as one pass over the whole video.
+    The lagged distance still looks ``lag_s`` back and transitions still span many
+    frames looked at, so gradual cuts move by a stride at most. A hard cut lands on
+    the exact frame: when the change between two frames looked at could be a spike,
+    the frames between them are thumbnailed too (a few per cut) and the cut goes to
+    the largest step among them. With ``stride`` 1 this is the plain detector.
+    """
+
+    def __init__(self, params: SceneParams, fps: float, stride: int = 1):
+        self.params, self.stride = params, stride
+        self._rate = fps / stride  # frames looked at per second
+        self._period = 1.0 / fps
+        self.detector = ShotDetector(params, self._rate)
+        self.looked_at = 0  # frames pushed to the detector
+        self._previous_t: float | None = None  # the last decoded frame
+        self._last: tuple[float, av.VideoFrame] | None = None  # the last frame looked at
+        self._last_thumb: Thumb | None = None
+        self._gap: list[tuple[float, av.VideoFrame]] = []  # decoded since the last frame looked at
+        self._after_previous = -math.inf  # t of the first frame after the frame looked at before the last
+        self._located: tuple[float, Cut] | None = None  # (t of a frame looked at, the exact hard cut if it is one)
+
+    def push(self, t_s: float, frame: av.VideoFrame) -> Verdict | None:
+        previous_t = self._previous_t if self._previous_t is not None else t_s - self._period
+        self._previous_t = t_s
+        if self.stride > 1 and math.floor(t_s * self._rate + 1e-6) <= math.floor(previous_t * self._rate + 1e-6):
+            if self._last is not None:
+                self._gap.append((t_s, frame))
+            return None
+        return self._look(t_s, frame)
+
+    def finish(self) -> Verdict | None:
+        """The verdict on the last frame looked at. The video's last few frames after it
+        (less than a stride) are not looked at."""
+        self._gap, self._after_previous = [], math.inf
+        return self._exact(self.detector.finish())
+
+    def settled_s(self) -> float:
+        """As ``ShotDetector.settled_s``: a hard cut found on the frame held for its verdict may be
+        placed on any frame after the frame looked at before it."""
+        return min(self.detector.settled_s(), self._after_previous)
+
+    def _look(self, t_s: float, frame: av.VideoFrame) -> Verdict | None:
+        thumb = Thumb(frame, self.params)
+        self.looked_at += 1
+        before_activity = self.detector.last_activity
+        verdict = self._exact(self.detector.push(t_s, thumb))
+        act, p = self.detector.last_activity, self.params
+        if self._gap and act >= p.spike_min_activity and act >= p.spike_ratio * before_activity:
+            self._located = (t_s, self._locate(thumb, t_s))  # what the detector needs for a spike, so far
+        self._after_previous = self._gap[0][0] if self._gap else t_s
+        self._last, self._last_thumb, self._gap = (t_s, frame), thumb, []
+        return verdict
+
+    def _locate(self, thumb: Thumb, t_s: float) -> Cut:
+        """The largest step between consecutive frames from the last frame looked at to this one."""
+        frames = [(self._last[0], self._last_thumb)]
+        frames += [(t, Thumb(f, self.params)) for t, f in self._gap]
+        frames.append((t_s, thumb))
+        steps = [activity(a[1], b[1]) for a, b in zip(frames, frames[1:])]
+        i = steps.index(max(steps))
+        (before_t, before), (cut_t, after) = frames[i], frames[i + 1]
+        if after.blank:  # the picture went dark in between: leave the cut on the frame looked at
+            before_t, before, cut_t, after = self._last[0], self._last_thumb, t_s, thumb
+        return Cut(t_s=cut_t, kind="hard", start_s=before_t, end_s=cut_t, score=hist_distance(before, after))
+
+    def _exact(self, verdict: Verdict | None) -> Verdict | None:
+        cut = verdict.cut if verdict is not None else None
+        if cut is not None and cut.kind == "hard" and self._located is not None and self._located[0] == cut.t_s:
+            verdict.cut = self._located[1]
+        return verdict
