@@ -4,8 +4,6 @@ event flow S3 → SQS → Lambda → Step Functions → DynamoDB runs on it."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError

@@ -46,7 +46,7 @@ def name_resources(template: dict, resolver: Resolver) -> None:
     for logical_id, res in template["Resources"].items():
         kind, props = res["Type"], res.get("Properties", {})
 
-        def named(prop: str, default: str) -> str:
+        def named(prop: str, default: str, props: dict = props) -> str:
             return str(resolver.resolve(props[prop])) if prop in props else default
 
         refs, attrs = resolver.refs, resolver.attrs
@@ -119,7 +119,7 @@ class ResourceBuilder:
         return self.built
 
     def _secrets(self, secret_string: str) -> None:
-        for logical_id, props in self.resources("AWS::SecretsManager::Secret"):
+        for logical_id, _ in self.resources("AWS::SecretsManager::Secret"):
             arn = self.c["secretsmanager"].create_secret(
                 Name=self.resolver.refs[logical_id], SecretString=secret_string)["ARN"]
             self.resolver.refs[logical_id] = arn
