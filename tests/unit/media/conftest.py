@@ -39,3 +39,18 @@ def portrait_phone_clip(media_dir) -> samples.GroundTruth:
     """Stored 320×180 with a display matrix that turns it 90° (a phone held upright)."""
     shots = [samples.ShotSpec(duration_s=1.0, seed=8)]
     return samples.make_video(media_dir / "portrait.mp4", shots, fps=15, rotation=90)
+
+
+@pytest.fixture(scope="session")
+def cuts_off_the_detector_grid(media_dir) -> samples.GroundTruth:
+    """12 s at 30 fps like ``cuts_and_fade``, but with the hard cuts on frames 91 and 272 and the fade
+    centred on frame 181: none of them on the uniform detector's grid of one frame in 3."""
+    shots = [
+        samples.ShotSpec(duration_s=91 / 30, seed=11),
+        samples.ShotSpec(duration_s=3.0, seed=22),
+        samples.ShotSpec(duration_s=91 / 30, seed=33, motion=(0, 0)),
+        samples.ShotSpec(duration_s=88 / 30, seed=44, motion=(9.0, 0.0)),
+    ]
+    transitions = [samples.Transition(), samples.Transition(kind="fade_black", duration_s=1.0), samples.Transition()]
+    path = media_dir / "cuts_off_grid_30fps.mp4"
+    return samples.make_video(path, shots, fps=30, transitions=transitions, gop_size=30)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vidpipe.media import scenes
 from vidpipe.media.sampling import sample_frames
 from vidpipe.media.scenes import SceneParams, ShotDetector, Thumb, hsv_histogram
 
@@ -131,7 +132,11 @@ def test_given_two_hard_cuts_and_a_fade_when_sampled_uniformly_then_the_same_cut
     assert [c.kind for c in cuts] == ["hard", "gradual", "hard"]
     for cut, truth in zip(cuts, cuts_and_fade.transitions, strict=True):
         assert abs(cut.t_s - truth.mid_s) <= 0.5, (cut, truth)
-    assert [c.t_s for c in cuts] == [c.t_s for c in scene_run[1]]
+    # Scene sampling's detector looks at every frame, uniform's at one in 2 here (15 fps): the hard cuts are on
+    # the same frames, a gradual cut's midpoint moves by a stride at most.
+    scene_cuts = scene_run[1]
+    assert [c.t_s for c in cuts if c.kind == "hard"] == [c.t_s for c in scene_cuts if c.kind == "hard"]
+    assert [c.t_s for c in cuts] == pytest.approx([c.t_s for c in scene_cuts], abs=2 / 15 + 1e-6)
     assert [f.t_s for f in frames] == [float(s) for s in range(12)]
     assert [f.shot_index for f in frames] == [sum(c.t_s <= f.t_s for c in cuts) for f in frames]
     assert [f.shot_index for f in frames if f.t_s in (2.0, 3.0, 10.0)] == [0, 1, 3]  # hard cuts at 3.0 and 9.0
@@ -192,3 +197,74 @@ def test_given_a_frame_when_thumbnailed_then_its_luma_is_opencvs_grey(cuts_and_f
         thumb = Thumb(frame, params)
         grey = cv2.cvtColor(thumb.pixels.astype(np.uint8), cv2.COLOR_BGR2GRAY)
         assert thumb.luma == float(grey.mean())
+
+
+def _count_detector_work(monkeypatch) -> tuple[list[float], list[int]]:
+    """(t of every frame pushed to a ShotDetector, one entry per thumbnail made)."""
+    pushed, thumbnails = [], []
+    push, thumbnail = ShotDetector.push, scenes._thumbnail
+
+    def counting_push(self, t_s, thumb):
+        pushed.append(t_s)
+        return push(self, t_s, thumb)
+
+    def counting_thumbnail(frame):
+        thumbnails.append(1)
+        return thumbnail(frame)
+
+    monkeypatch.setattr(ShotDetector, "push", counting_push)
+    monkeypatch.setattr(scenes, "_thumbnail", counting_thumbnail)
+    return pushed, thumbnails
+
+
+def test_given_a_30_fps_clip_when_sampled_uniformly_then_the_detector_sees_one_frame_in_3_and_still_finds_every_cut(
+    cuts_off_the_detector_grid, monkeypatch
+):
+    truth = cuts_off_the_detector_grid
+    scene = sample_frames(truth.path, "scene")  # its detector looks at every frame
+    scene_frames = list(scene)
+    pushed, thumbnails = _count_detector_work(monkeypatch)
+
+    sampler = sample_frames(truth.path, "uniform", fps=30.0)  # every frame out, each with its shot index
+    frames = list(sampler)
+
+    assert sampler.decoded_frames == len(frames) == truth.frame_count == 360
+    assert len(pushed) == sampler.detected_frames == 120  # 10 a second, not 30
+    assert [round(t * 30) for t in pushed] == list(range(0, 360, 3))  # the grid starts at frame 0
+    # Plus the 2 frames in between where a step could be a cut (the two cuts, the fade's ends): a few.
+    assert len(thumbnails) <= 1.1 * len(pushed)
+    # Hard cuts on frames 91 and 272 (off the grid) land exactly there, as when every frame is looked at.
+    assert [c.kind for c in sampler.cuts] == ["hard", "gradual", "hard"]
+    hard = [c for c in sampler.cuts if c.kind == "hard"]
+    assert [round(c.t_s * 30, 3) for c in hard] == [91, 272]
+    assert [frames[91].t_s, frames[272].t_s] == [c.t_s for c in hard]  # the frame a cut lands on has its time
+    assert {c.t_s for c in hard} <= {f.t_s for f in scene_frames if f.reason == "shot_start"}
+    assert [c.model_dump() for c in hard] == [c.model_dump() for c in scene.cuts if c.kind == "hard"]
+    for cut, transition in zip(sampler.cuts, truth.transitions, strict=True):
+        assert abs(cut.t_s - transition.mid_s) <= 0.5, (cut, transition)
+    assert sampler.cuts[1].t_s == pytest.approx(scene.cuts[1].t_s, abs=3 / 30 + 1e-6)
+    shots = {f.frame_index: f.shot_index for f in frames}
+    assert (shots[90], shots[91], shots[271], shots[272]) == (0, 1, 2, 3)
+    assert [f.shot_index for f in frames] == [sum(c.t_s <= f.t_s for c in sampler.cuts) for f in frames]
+
+
+@pytest.mark.parametrize("boundaries", [(0, 3.05, 12), (0, 3.0, 6.1, 9.07, 12), (0, 4.5, 7.7, 12)])
+def test_given_a_30_fps_clip_split_into_segments_when_sampled_uniformly_then_they_stitch_into_one_pass(
+    cuts_off_the_detector_grid, monkeypatch, boundaries
+):
+    path = cuts_off_the_detector_grid.path
+    whole = sample_frames(path, "uniform", fps=5.0)
+    whole_frames = list(whole)
+    pushed, _ = _count_detector_work(monkeypatch)
+
+    segments = [sample_frames(path, "uniform", a, b, fps=5.0) for a, b in itertools.pairwise(boundaries)]
+    pieces = [list(segment) for segment in segments]
+
+    assert {round(t * 30) % 3 for t in pushed} == {0}  # segments look at the frames one pass looks at
+    assert [c.model_dump() for s in segments for c in s.cuts] == [c.model_dump() for c in whole.cuts]
+    assert [f.t_s for piece in pieces for f in piece] == [f.t_s for f in whole_frames]
+    stitched, earlier_cuts = [], 0
+    for segment, piece in zip(segments, pieces, strict=True):
+        stitched += [earlier_cuts + f.shot_index for f in piece]
+        earlier_cuts += len(segment.cuts)
+    assert stitched == [f.shot_index for f in whole_frames]

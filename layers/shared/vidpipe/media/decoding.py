@@ -35,10 +35,13 @@ class FrameClock:
         self.origin = stream.start_time or 0
         self.period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
         self.previous: float | None = None
+        # Integer arithmetic: the same correctly rounded float as float(pts × Fraction), without the Fractions.
+        self._num, self._den = self.time_base.numerator, self.time_base.denominator
 
     def __call__(self, frame: av.VideoFrame) -> float:
-        if frame.pts is not None:
-            t = float((frame.pts - self.origin) * self.time_base)
+        pts = frame.pts
+        if pts is not None:
+            t = (pts - self.origin) * self._num / self._den
         else:
             t = (self.previous or -self.period) + self.period
         self.previous = t

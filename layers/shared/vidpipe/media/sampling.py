@@ -16,16 +16,19 @@ Strategies
   for ``scene``; gradual cuts land within a stride of where ``scene`` puts them. A
   frame comes out once no cut can still land at or before it (about 0.25 s of
   decoding later, a transition's length at most).
-- ``scene``: the detector looks at every frame. One frame at the start of every shot (after hard cuts and after
+- ``scene``: one frame at the start of every shot (after hard cuts and after
   fades / dissolves), then more only while the content keeps changing, at most
-  ``fps`` a second; nothing on static stretches, blanks or mid-transition.
+  ``fps`` a second; nothing on static stretches, blanks or mid-transition. The
+  detector looks at every frame.
 - ``keyframes``: the codec's keyframes only; the decoder skips every other
   frame (``skip_frame="NONKEY"``) and is not even handed their packets.
 
 Segments and shots: a segment owns the cuts with start_s <= cut.t_s < end_s.
-``shot_index`` counts this segment's cuts before the frame, so shot 0 is the
-shot running at ``start_s``. To number shots across a video, add to each
+``shot_index`` counts this segment's cuts at or before the frame, so shot 0 is
+the shot running at ``start_s``. To number shots across a video, add to each
 segment's shot indices the total number of cuts of all the segments before it.
+Cut times are rounded to the microsecond as frame times are, so the frame a
+hard cut lands on has exactly the cut's time.
 """
 
 from __future__ import annotations
@@ -137,19 +140,24 @@ class SegmentSampler:
         stride = detector_stride(self._nominal_fps, self.scene)
         detector = StridedDetector(self.scene, self._nominal_fps, stride)
         waiting: deque[tuple[av.VideoFrame, float]] = deque()  # on a tick, shot index not final yet
-        previous_t: float | None = None
+        previous_tick: int | None = None
+        looked_at = -1
         for frame, t, _ in self._detected(container, stream, detector):
             if frame is not None:
-                if previous_t is None:  # no frame before: pretend the one a period earlier
-                    previous_t = t - self._clock.period
-                tick_passed = math.floor(t * self.fps + _EPS) > math.floor(previous_t * self.fps + _EPS)
-                previous_t = t
+                tick = math.floor(t * self.fps + _EPS)
+                if previous_tick is None:  # no frame before: pretend the one a period earlier
+                    previous_tick = math.floor((t - self._clock.period) * self.fps + _EPS)
+                tick_passed, previous_tick = tick > previous_tick, tick
                 if tick_passed and self.start_s - _EPS <= t < self.end_s - _EPS:
                     waiting.append((frame, t))
+                if detector.looked_at == looked_at:
+                    continue  # the detector did not move on: nothing new is settled
+                looked_at = detector.looked_at
             settled = detector.settled_s()
             while waiting and waiting[0][1] < settled:
                 kept, kept_t = waiting.popleft()
-                yield self._sampled(kept, kept_t, sum(cut.t_s <= kept_t for cut in self.cuts), "uniform")
+                shot = sum(cut.t_s <= round(kept_t, 6) for cut in self.cuts)  # both rounded alike
+                yield self._sampled(kept, kept_t, shot, "uniform")
             if settled >= self.end_s - _EPS:
                 return
 
@@ -202,7 +210,7 @@ class SegmentSampler:
             if previous is not None and t >= self.start_s - _EPS:
                 score = hist_distance(previous[1], thumb)
                 if score >= self.scene.plateau_distance:
-                    self.cuts.append(Cut(t_s=t, kind="keyframe", start_s=previous[0], end_s=t, score=score))
+                    self.cuts.append(_rounded(Cut(t_s=t, kind="keyframe", start_s=previous[0], end_s=t, score=score)))
                     shot += 1
             previous = (t, thumb)
             if t >= self.start_s - _EPS:
@@ -219,7 +227,7 @@ class SegmentSampler:
             self.detected_frames = detector.looked_at
             cut = verdict.cut if verdict is not None else None
             if cut is not None and self.start_s - _EPS <= cut.t_s < self.end_s - _EPS:
-                self.cuts.append(cut)
+                self.cuts.append(_rounded(cut))
             yield frame, t, verdict
 
     def _decoded(self, container, stream, seek_s: float, keyframes_only: bool = False):
@@ -241,6 +249,12 @@ class SegmentSampler:
             reason=reason,
             image=upright_bgr(frame),
         )
+
+
+def _rounded(cut: Cut) -> Cut:
+    """The cut with its times rounded as ``SampledFrame.t_s`` is: the frame a hard cut lands on has
+    exactly the cut's ``t_s`` (so ``t_s >= cut.t_s`` holds for it downstream)."""
+    return cut.model_copy(update={key: round(getattr(cut, key), 6) for key in ("t_s", "start_s", "end_s")})
 
 
 def sample_frames(
