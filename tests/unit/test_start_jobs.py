@@ -83,3 +83,12 @@ def test_given_the_same_generate_message_twice_then_one_execution(service):
 def test_given_the_s3_test_event_then_nothing_happens(service):
     svc, *_ = service
     assert svc.handle_body(json.dumps({"Event": "s3:TestEvent", "Bucket": BUCKET}), "m1") == []
+
+
+def test_given_an_upload_asking_for_an_unpriced_model_then_rejected_before_any_execution(service):
+    svc, s3, sfn, (analysis, _) = service
+    put = s3.put_object(Bucket=BUCKET, Key="uploads/m.mp4", Body=b"x",
+                        Metadata={"vidpipe-options": json.dumps({"model": "free-lunch-1"})})
+    job = svc.jobs.get(svc.handle_body(s3_event("uploads/m.mp4", put["ETag"]), "m1")[0].job_id)
+    assert job["status"] == "REJECTED" and "no price for chat model 'free-lunch-1'" in job["error"]["reason"]
+    assert sfn.list_executions(stateMachineArn=analysis)["executions"] == []

@@ -14,7 +14,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from vidpipe.jobs import JobStatus, JobStore, stable_id
 from vidpipe.observability import logger
@@ -28,6 +28,14 @@ class AnalysisOptions(BaseModel):
     model: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
     frames_per_chunk: int | None = Field(default=None, ge=1, le=64)
+
+    @field_validator("model")
+    @classmethod
+    def _priced(cls, value: str | None) -> str | None:
+        from vidpipe.config import get_settings
+        from vidpipe.generation.messages import priced_model
+
+        return None if value is None else priced_model(value, "chat", get_settings())
 
 
 @dataclass

@@ -110,3 +110,15 @@ def test_given_a_client_token_when_named_then_the_token_alone_decides_the_name()
 def test_given_the_longest_token_when_named_then_the_name_fits_step_functions():
     name = execution_name(generate_job(client_token="~" * 128))
     assert __import__("re").fullmatch(VALID_NAME, name)
+
+
+def test_given_an_unpriced_video_model_when_parsed_then_rejected_naming_the_field_and_the_priced_ones():
+    with pytest.raises(InvalidJobMessage) as info:
+        parse_job_message('{"type": "generate", "prompt": "a wave", "model": "mystery-video-9"}')
+    assert any(m.startswith("model: no price for video model 'mystery-video-9'") and "vidgen-1" in m
+               for m in info.value.messages)
+
+
+def test_given_an_unpriced_chat_model_for_analysis_when_parsed_then_rejected():
+    with pytest.raises(InvalidJobMessage, match="no price for chat model 'gpt-unknown'"):
+        parse_job_message('{"type": "analyze", "s3_uri": "s3://media/uploads/a.mp4", "model": "gpt-unknown"}')

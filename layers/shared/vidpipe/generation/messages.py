@@ -57,6 +57,19 @@ def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(MONEY_QUANTUM)
 
 
+def priced_model(model: str, kind: Literal["chat", "video"], settings: Settings) -> str:
+    """A model the price table knows: an unpriced one could not be budgeted, so the
+    job is refused at intake rather than failing after it was queued."""
+    from vidpipe.spend.prices import PriceTable
+
+    prices = PriceTable.load(settings)
+    known = prices.video if kind == "video" else prices.chat
+    if model not in known:
+        raise ValueError(f"no price for {kind} model {model!r}, so its cost cannot be capped; "
+                         f"priced: {', '.join(sorted(known))}")
+    return model
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -117,6 +130,11 @@ class GenerateJob(_Message):
     def _quantize(cls, value: Decimal | None) -> Decimal | None:
         return _money(value)
 
+    @field_validator("model")
+    @classmethod
+    def _priced(cls, value: str, info: ValidationInfo) -> str:
+        return priced_model(value, "video", cls._settings(info))
+
     @model_validator(mode="after")
     def _physics_fits_mode(self) -> GenerateJob:
         conflicts = mode_conflicts(self.mode, self.physics)
@@ -145,6 +163,11 @@ class AnalyzeJob(_Message):
         settings = cls._settings(info)
         return _with_defaults(data, sampling=settings.default_sampling, fps=settings.default_fps,
                               model=settings.chat_model)
+
+    @field_validator("model")
+    @classmethod
+    def _priced(cls, value: str, info: ValidationInfo) -> str:
+        return priced_model(value, "chat", cls._settings(info))
 
     @field_validator("s3_uri")
     @classmethod
