@@ -23,6 +23,8 @@ class ProviderCall:
     output_tokens: int = 0
     images: int = 0
     clip_seconds: float = 0.0
+    resolution: str | None = None  # "WxH" and fps price a video clip exactly
+    fps: float | None = None
     latency_ms: int = 0
     request_id: str | None = None
     expected_prompt_tokens: int | None = None  # image-token estimate, for the usage sanity check

@@ -54,6 +54,13 @@ def test_given_a_generated_clip_when_recorded_then_it_is_priced_per_second_at_th
     assert accounting.ledger.job_totals("job-2").clip_seconds == Decimal(4)
 
 
+def test_given_a_clip_with_its_resolution_and_fps_when_recorded_then_it_is_priced_at_that_rate(accounting):
+    cost = accounting.record_call(ProviderCall(job_id="job-4", step="generate", call_key="vid-2", provider="generic",
+                                               model="vidgen-1", clip_seconds=4.0, resolution="1280x720", fps=24))
+
+    assert cost == Decimal("0.2")  # the default 720p rate, as reserved, not the dearest
+
+
 def test_given_a_video_reservation_when_made_then_it_outlives_the_polling_deadline(accounting):
     video = accounting.budgets.get(accounting.reserve("job-2", Decimal("0.5"), "vidgen-1"))
     chat = accounting.budgets.get(accounting.reserve("job-3", Decimal("0.5"), "gemini-2.5-flash"))

@@ -39,7 +39,7 @@ def check_generation(job_id: str, request: GenerateJob, poll: PollState, provide
         accounting.record_call(ProviderCall(
             job_id=job_id, step="generate", call_key=poll.provider_job_id, provider=provider.name,
             model=request.model, clip_seconds=billed_seconds(provider.name, request.model, request.duration_s),
-            latency_ms=int((checked_at - poll.submitted_at) * 1000), request_id=poll.provider_job_id))
+            resolution=request.resolution, fps=request.fps, latency_ms=int((checked_at - poll.submitted_at) * 1000), request_id=poll.provider_job_id))
         return poll.model_copy(update={"attempt": attempt, "state": "completed", "progress": 1.0,
                                        "download_url": status.download_url, "s3_uri": status.s3_uri,
                                        "completed_at": checked_at})

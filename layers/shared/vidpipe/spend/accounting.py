@@ -49,8 +49,8 @@ class DynamoAccounting:
 
     def record_call(self, call: ProviderCall) -> Decimal:
         if call.model in self.prices.video:
-            # ProviderCall does not carry the clip's resolution: the dearest rate applies.
-            cost = self.prices.video_cost(call.model, call.clip_seconds)
+            # Without the clip's resolution and fps the dearest rate applies (never under-counts).
+            cost = self.prices.video_cost(call.model, call.clip_seconds, call.resolution, call.fps)
         else:
             cost = self.prices.chat_cost(call.model, call.input_tokens, call.output_tokens)
         self.ledger.record(LedgerEntry(
