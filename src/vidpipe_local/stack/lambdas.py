@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -68,8 +67,6 @@ class InProcessLambdas:
 
     def __init__(self):
         self.functions: dict[str, LocalFunction] = {}
-        self.invocations: list[tuple[str, bool]] = []  # (function name, errored)
-        self._lock = threading.Lock()
         self._original = None
 
     def register(self, fn: LocalFunction) -> None:
@@ -93,8 +90,6 @@ class InProcessLambdas:
                 "errorMessage": getattr(exc, "reason", None) or str(exc),
                 "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
             }, True
-        with self._lock:
-            self.invocations.append((function_name, errored))
         return result, errored
 
     def patch(self) -> None:

@@ -9,11 +9,14 @@ maxReceiveCount receives, exactly as on AWS.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
 from vidpipe_local.stack.lambdas import InProcessLambdas
 from vidpipe_local.stack.template import REGION
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,7 +44,6 @@ def to_lambda_record(message: dict, queue_arn: str) -> dict:
 class SqsPollers:
     def __init__(self, sqs, lambdas: InProcessLambdas, mappings: list[SqsMapping]):
         self.sqs, self.lambdas, self.mappings = sqs, lambdas, mappings
-        self.failures: list[dict] = []  # handler-level errors (the whole batch failed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,7 +58,9 @@ class SqsPollers:
         event = {"Records": [to_lambda_record(m, mapping.queue_arn) for m in messages]}
         result, errored = self.lambdas.invoke(mapping.function_name, event)
         if errored:
-            self.failures.append(result)
+            # The messages come back (and reach the DLQ after maxReceiveCount); say why.
+            log.warning("%s failed its whole batch: %s: %s", mapping.function_name,
+                        result.get("errorType"), result.get("errorMessage"))
             failed_ids = {m["MessageId"] for m in messages}
         else:
             failed_ids = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}

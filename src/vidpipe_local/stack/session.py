@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 from vidpipe.config import Settings
 from vidpipe.jobs import TERMINAL, JobStore
 from vidpipe_local.clock import ScaledClock
-from vidpipe_local.stack.stack import FAKE_CREDENTIALS, LocalStack, StackEndpoints
+from vidpipe_local.stack.stack import FAKE_CREDENTIALS, LocalStack, StackEndpoints, wait_until
 from vidpipe_local.stack.template import REGION
 
 DEFAULT_TIME_SCALE = 30.0  # provider seconds per real second in the CLI and demo
@@ -85,16 +84,14 @@ class Session:
 
     def wait_for_job(self, job_id: str, timeout_s: float = 600.0,
                      on_progress: Callable[[dict | None], None] | None = None) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        def check() -> dict | None:
             job = self.jobs.get(job_id)
             if on_progress:
                 on_progress(job)
-            if job and job.get("status") in TERMINAL:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job and job.get('status')} after {timeout_s:.0f}s")
-            time.sleep(0.1)
+            return job
+
+        return wait_until(check, lambda job: bool(job) and job.get("status") in TERMINAL, timeout_s,
+                          lambda job: f"job {job_id} still {job and job.get('status')}", first_s=0.1, cap_s=0.1)
 
 
 _current: Session | None = None  # the session an enclosing command (the demo) already opened

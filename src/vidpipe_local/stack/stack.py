@@ -20,6 +20,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -66,12 +67,22 @@ class StackEndpoints:
     pid: int
 
 
-def _backoff(first_s: float = 0.01, cap_s: float = 0.25):
-    """Pauses between checks of a condition: quick at first, then gentle, so a
-    waiting test does not starve the execution threads it waits for."""
-    pause = first_s
+def wait_until(check: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float,
+               describe: Callable[[Any], str], first_s: float = 0.01, cap_s: float = 0.25) -> Any:
+    """Call ``check`` until ``done(result)``; returns that result or raises TimeoutError
+    with ``describe(last result)``.
+
+    Pauses start short and grow, so a waiting test does not starve the
+    execution threads it waits for.
+    """
+    deadline, pause = time.monotonic() + timeout_s, first_s
     while True:
-        yield pause
+        result = check()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{describe(result)} after {timeout_s:.0f}s")
+        time.sleep(pause)
         pause = min(cap_s, pause * 1.5)
 
 
@@ -185,10 +196,11 @@ class LocalStack:
     def _stop_running_executions(self, grace_s: float = 5.0) -> None:
         """Executions run on moto's threads: let them end (briefly), then stop the
         rest before the mock goes away."""
-        deadline = time.monotonic() + grace_s
-        running = self._running_executions()
-        while running and time.monotonic() < deadline:
-            time.sleep(0.05)
+        try:
+            running = wait_until(self._running_executions, lambda arns: not arns, grace_s,
+                                 lambda arns: f"{len(arns)} executions still running",
+                                 first_s=0.05, cap_s=0.05)
+        except TimeoutError:
             running = self._running_executions()
         for arn in running:
             try:
@@ -314,30 +326,23 @@ class LocalStack:
 
     def wait_for_execution(self, execution_arn: str, timeout_s: float = 120.0) -> dict:
         """Block until a Step Functions execution ends (moto runs it on a thread)."""
-        deadline = time.monotonic() + timeout_s
-        for pause in _backoff():
-            desc = self.sfn.describe_execution(executionArn=execution_arn)
-            if desc["status"] in TERMINAL_EXECUTION:
-                return desc
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_arn} still {desc['status']} after {timeout_s}s")
-            time.sleep(pause)
+        return wait_until(lambda: self.sfn.describe_execution(executionArn=execution_arn),
+                          lambda desc: desc["status"] in TERMINAL_EXECUTION, timeout_s,
+                          lambda desc: f"execution {execution_arn} still {desc['status']}")
 
     def wait_for_job(self, job_id: str, timeout_s: float = 120.0) -> dict:
         """Drain the queues, then wait for the job's execution and return the job record."""
-        from vidpipe.jobs import JobStore
+        from vidpipe.jobs import TERMINAL, JobStore
 
         store = JobStore(self.table, client=self.ddb)
-        deadline = time.monotonic() + timeout_s
-        for pause in _backoff():
+
+        def check() -> dict | None:
             if not self.background_pollers:
                 self.drain()
-            job = store.get(job_id)
-            if job and job.get("status") in ("SUCCEEDED", "FAILED", "REJECTED"):
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is {job and job.get('status')} after {timeout_s}s")
-            time.sleep(pause)
+            return store.get(job_id)
+
+        return wait_until(check, lambda job: bool(job) and job.get("status") in TERMINAL, timeout_s,
+                          lambda job: f"job {job_id} is {job and job.get('status')}")
 
     def history(self, execution_arn: str) -> list[dict]:
         return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]

@@ -20,8 +20,6 @@ from vidpipe_local.clock import Clock
 class ClockedWaits:
     def __init__(self, clock: Clock):
         self.clock = clock
-        self.waited_s: list[float] = []
-        self.retry_waits_s: list[float] = []
         self._original = None
         self._original_time = None
 
@@ -30,18 +28,13 @@ class ClockedWaits:
         self._original = WaitFunction._wait_interval
 
         def _wait_interval(self, env, wait_seconds: int) -> None:
-            waits.waited_s.append(float(wait_seconds))
             if env.is_running():
                 waits.clock.sleep(float(wait_seconds))
 
         WaitFunction._wait_interval = _wait_interval
 
-        def retry_sleep(seconds: float) -> None:
-            waits.retry_waits_s.append(float(seconds))
-            waits.clock.sleep(float(seconds))
-
         self._original_time = retrier_decl.time
-        retrier_decl.time = SimpleNamespace(sleep=retry_sleep)
+        retrier_decl.time = SimpleNamespace(sleep=self.clock.sleep)
 
     def unpatch(self) -> None:
         if self._original is not None:

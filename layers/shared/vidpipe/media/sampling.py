@@ -257,14 +257,5 @@ def _rounded(cut: Cut) -> Cut:
     return cut.model_copy(update={key: round(getattr(cut, key), 6) for key in ("t_s", "start_s", "end_s")})
 
 
-def sample_frames(
-    path: str | os.PathLike,
-    strategy: Strategy | str = Strategy.UNIFORM,
-    start_s: float = 0.0,
-    end_s: float = math.inf,
-    fps: float = 1.0,
-    max_frames: int | None = None,
-    scene: SceneParams | None = None,
-) -> SegmentSampler:
-    """A ``SegmentSampler``: iterate it for ``SampledFrame``s, then read its ``cuts``."""
-    return SegmentSampler(path, strategy, start_s, end_s, fps, max_frames, scene)
+# Iterate it for ``SampledFrame``s, then read its ``cuts``: one signature, the sampler's own.
+sample_frames = SegmentSampler

@@ -16,6 +16,7 @@ DynamoDB ADD results like "0E-8", which moto's arithmetic cannot parse.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
@@ -87,6 +88,7 @@ class PriceTable(BaseModel):
     video: dict[str, VideoPrice] = Field(default_factory=dict)
 
     @classmethod
+    @functools.cache  # read once per process: every Settings-based load starts from it
     def packaged(cls) -> PriceTable:
         return cls.from_json(resources.files("vidpipe.spend").joinpath("prices.json").read_text())
 
