@@ -3,14 +3,16 @@
 from vidpipe.analysis.analyze import analyze_chunk
 from vidpipe.analysis.clients import chat_client
 from vidpipe.analysis.models import AnalyzeEvent
-from vidpipe.observability import logger
+from vidpipe.handback import handing_back
+from vidpipe.observability import annotate_job, lambda_handler
 from vidpipe.runtime import deps
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event, context):
-    request = AnalyzeEvent.model_validate(event)
-    logger.set_correlation_id(request.job_id)
-    d = deps()
-    result = analyze_chunk(request, d.s3, d.settings.media_bucket, chat_client(d), d.accounting)
-    return result.model_dump(mode="json")
+    with handing_back(context):
+        request = AnalyzeEvent.model_validate(event)
+        annotate_job(request.job_id)
+        d = deps()
+        result = analyze_chunk(request, d.s3, d.settings.media_bucket, chat_client(d), d.accounting)
+        return result.model_dump(mode="json")

@@ -2,17 +2,19 @@
 
 from vidpipe.analysis.models import PlanEvent
 from vidpipe.analysis.plan import plan_analysis
-from vidpipe.observability import logger
+from vidpipe.handback import handing_back
+from vidpipe.observability import annotate_job, lambda_handler, logger
 from vidpipe.runtime import deps
 from vidpipe.spend.prices import PriceTable
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event, context):
-    request = PlanEvent.model_validate(event)
-    logger.set_correlation_id(request.job_id)
-    d = deps()
-    prices = PriceTable.load(d.settings)
-    plan = plan_analysis(request.job_id, request.video, request.options, d.settings, d.accounting, prices.chat_cost)
-    logger.info("planned", extra={"segments": len(plan.segments), "estimate": plan.estimate.model_dump(mode="json")})
-    return plan.model_dump(mode="json")
+    with handing_back(context):
+        request = PlanEvent.model_validate(event)
+        annotate_job(request.job_id)
+        d = deps()
+        prices = PriceTable.load(d.settings)
+        plan = plan_analysis(request.job_id, request.video, request.options, d.settings, d.accounting, prices.chat_cost)
+        logger.info("planned", extra={"segments": len(plan.segments), "estimate": plan.estimate.model_dump(mode="json")})
+        return plan.model_dump(mode="json")

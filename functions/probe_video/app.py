@@ -2,15 +2,17 @@
 
 from vidpipe.analysis.models import ProbeEvent
 from vidpipe.analysis.probe import probe_upload
-from vidpipe.observability import logger
+from vidpipe.handback import handing_back
+from vidpipe.observability import annotate_job, lambda_handler, logger
 from vidpipe.runtime import deps
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event, context):
-    request = ProbeEvent.model_validate(event)
-    logger.set_correlation_id(request.job_id)
-    d = deps()
-    video = probe_upload(request, d.s3, d.settings)
-    logger.info("probed", extra={"duration_s": video.duration_s, "size": f"{video.width}x{video.height}"})
-    return video.model_dump(mode="json")
+    with handing_back(context):
+        request = ProbeEvent.model_validate(event)
+        annotate_job(request.job_id)
+        d = deps()
+        video = probe_upload(request, d.s3, d.settings)
+        logger.info("probed", extra={"duration_s": video.duration_s, "size": f"{video.width}x{video.height}"})
+        return video.model_dump(mode="json")

@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLaye
 
 from vidpipe import clock
 from vidpipe.config import get_settings
-from vidpipe.generation.events import SubmitEvent, parse_event, video_provider
+from vidpipe.generation.events import SubmitEvent, parse_event, video_provider, watch_store
 from vidpipe.generation.polling import PollPolicy
 from vidpipe.generation.submit import submit_generation
-from vidpipe.observability import logger
+from vidpipe.handback import handing_back
+from vidpipe.observability import annotate_job, lambda_handler, logger
 from vidpipe.runtime import deps
 
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name)
@@ -26,16 +27,17 @@ def submit(event: dict) -> dict:
     d = deps()
     s = d.settings
     poll = submit_generation(
-        job.job_id, job.request, job.enhancement, video_provider(job.request.provider, d),
-        policy=PollPolicy.from_settings(s), deadline_s=s.poll_deadline_s,
+        job.job_id, job.request, job.enhancement, video_provider(job.request.provider, d), d.accounting,
+        watch_store(d), policy=PollPolicy.from_settings(s), deadline_s=s.poll_deadline_s,
         output_s3_uri=f"s3://{s.media_bucket}/{s.video_output_s3_prefix}/{job.job_id}/provider",
         now=clock.now)
     logger.info("generation submitted", extra={"provider_job_id": poll.provider_job_id, "eta_s": poll.eta_s})
     return poll.model_dump(mode="json")
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event, context):
-    logger.set_correlation_id(event.get("job_id"))
-    config.register_lambda_context(context)
-    return submit(event=event)
+    with handing_back(context):
+        annotate_job(event.get("job_id"))
+        config.register_lambda_context(context)
+        return submit(event=event)

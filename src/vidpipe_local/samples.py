@@ -36,6 +36,9 @@ class ShotSpec(BaseModel):
     motion: tuple[float, float] = (2.0, 1.0)  # texture pan, pixels per frame; (0, 0) = static
     grain: float = 18.0  # fine texture (moves with the picture): shows motion, costs bits in every keyframe
     label: str = ""  # drawn large in the frame when set (demo)
+    # Real-footage traps inside the shot (times from the shot's start). None of them is a cut.
+    crossing: tuple[float, float] | None = None  # (start, duration): a large dark object crosses the frame
+    flash_s: float | None = None  # two frames of white light (a photographer's flash)
 
 
 class Transition(BaseModel):
@@ -105,7 +108,7 @@ def make_video(
     gop_size = gop_size or 2 * fps
     boundaries = np.cumsum([0.0] + [s.duration_s for s in shots])
     frame_count = round(boundaries[-1] * fps)
-    textures = [_ShotTexture(spec, size) for spec in shots]
+    textures = [_ShotTexture(spec, size, fps) for spec in shots]
     noise = _NoiseFields(size, sensor_noise) if sensor_noise else None
 
     options = {"movflags": "+faststart"} if faststart else {}
@@ -197,6 +200,29 @@ def long_video(
     return make_video(path, shots, fps=fps, size=size, preset=preset, sensor_noise=sensor_noise, crf=crf)
 
 
+def hour_of_shots(
+    path: str | os.PathLike,
+    seconds: float = 3600.0,
+    shot_s: float = 20.0,
+    first_shot_s: float = 10.0,
+    size: Size = (160, 90),
+    fps: int = 5,
+) -> GroundTruth:
+    """A cheap long clip for scale runs: tiny frames, low fps, a hard cut every ``shot_s``.
+
+    The first shot is ``first_shot_s`` long, so by default the cuts fall at 10 s, 30 s,
+    50 s, … and never on a multiple of 60 s (the template's segment length): every cut is
+    inside a segment, where a detector can see it. Shots cycle through 12 seeded textures
+    (neighbours always differ), grain and motion are low and x264 runs ``ultrafast`` at
+    CRF 32: an hour at 160×90, 5 fps is 18,000 frames and ~12 MB, written in ~20 s.
+    """
+    durations = [min(first_shot_s, seconds)]
+    while sum(durations) < seconds - 1e-9:
+        durations.append(min(shot_s, seconds - sum(durations)))
+    shots = [ShotSpec(duration_s=d, seed=300 + i % 12, grain=6.0, motion=(1.0, 0.0)) for i, d in enumerate(durations)]
+    return make_video(path, shots, fps=fps, size=size, preset="ultrafast", gop_size=2 * fps, crf=32)
+
+
 def demo_video(path: str | os.PathLike) -> GroundTruth:
     """~20 s, 640×360, five labelled shots: cuts, a fade to black and a dissolve."""
     shots = [
@@ -213,6 +239,31 @@ def demo_video(path: str | os.PathLike) -> GroundTruth:
         Transition(kind="dissolve", duration_s=1.0),
     ]
     return make_video(path, shots, fps=24, size=(640, 360), transitions=transitions)
+
+
+def sample_with_traps(path: str | os.PathLike, size: Size = (640, 360), fps: int = 25) -> GroundTruth:
+    """60 s of footage that looks like cuts to a naive detector but holds only 8 transitions.
+
+    Traps inside shots (none is a cut): a large object crossing the frame in 1.2 s (shot 1) and in
+    0.5 s (shot 6), a 2-frame white flash (shots 2 and 5), a fast continuous pan (shot 3, 28 px a
+    frame, and shot 6). Transitions: hard cuts, a 1 s fade through black (26 s), a 1 s dissolve
+    (34 s), a 3-frame shot (42.0-42.12 s) and a 3-frame last shot (59.88-60 s). GOP 2 s.
+    """
+    frame = 1 / fps
+    shots = [
+        ShotSpec(duration_s=8.0, seed=201, crossing=(3.0, 1.2)),
+        ShotSpec(duration_s=8.0, seed=202, flash_s=4.0),
+        ShotSpec(duration_s=10.0, seed=203, motion=(28.0, 3.0)),
+        ShotSpec(duration_s=8.0, seed=204),
+        ShotSpec(duration_s=8.0, seed=205, flash_s=3.0, motion=(0, 0)),
+        ShotSpec(duration_s=3 * frame, seed=206),
+        ShotSpec(duration_s=8.0 - 3 * frame, seed=207, motion=(14.0, 2.0), crossing=(2.0, 0.5)),
+        ShotSpec(duration_s=10.0 - 3 * frame, seed=208),
+        ShotSpec(duration_s=3 * frame, seed=209),
+    ]
+    transitions = [Transition(), Transition(), Transition(kind="fade_black", duration_s=1.0),
+                   Transition(kind="dissolve", duration_s=1.0), Transition(), Transition(), Transition(), Transition()]
+    return make_video(path, shots, fps=fps, size=size, transitions=transitions, gop_size=2 * fps)
 
 
 # --- broken inputs -------------------------------------------------------------
@@ -270,8 +321,8 @@ def single_frame_mp4(path: str | os.PathLike) -> GroundTruth:
 class _ShotTexture:
     """A seeded texture larger than the frame; frame k is a crop panned by k × motion."""
 
-    def __init__(self, spec: ShotSpec, size: Size):
-        self.spec = spec
+    def __init__(self, spec: ShotSpec, size: Size, fps: float = 15):
+        self.spec, self.fps = spec, fps
         self.width, self.height = size
         self.margin = max(size) // 2
         rng = np.random.default_rng(spec.seed)
@@ -298,6 +349,21 @@ class _ShotTexture:
             scale = self.height / 180
             cv2.putText(image, self.spec.label, (int(20 * scale), int(100 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
                         1.6 * scale, (255, 255, 255), max(1, round(4 * scale)), cv2.LINE_AA)
+        t = k / self.fps
+        if self.spec.crossing is not None:
+            start, duration = self.spec.crossing
+            if start <= t < start + duration:
+                # A van passing close to the camera: a dark box 80 % of the frame high and 60 % wide with a
+                # lighter window band, sliding from off the left edge to off the right edge.
+                box_w, box_h = int(0.6 * self.width), int(0.8 * self.height)
+                x = int(-box_w + (t - start) / duration * (self.width + box_w))
+                y = self.height - box_h
+                x0, x1 = max(0, x), min(self.width, x + box_w)
+                if x1 > x0:
+                    image[y:, x0:x1] = (40, 45, 50)
+                    image[y + box_h // 6 : y + box_h // 3, x0:x1] = (150, 140, 120)
+        if self.spec.flash_s is not None and 0 <= k - round(self.spec.flash_s * self.fps) < 2:
+            image = np.full_like(image, 250)
         return image
 
 

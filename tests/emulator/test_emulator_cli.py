@@ -1,4 +1,5 @@
-"""``vidpipe emulator`` runs the server in the foreground until Ctrl-C."""
+"""``vidpipe emulator`` runs the server in the foreground until Ctrl-C; its banner and
+``--help`` say which key it accepts and where its endpoints are."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ def test_given_cli_with_fault_and_time_scale_when_run_then_serves_until_ctrl_c()
                "--time-scale", "100", "--fault", "chat:429:times=1,retry_after=3"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())[0]
-        while "Ctrl-C" not in process.stdout.readline():
-            pass
+        banner = [process.stdout.readline()]
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])[0]
+        while "Ctrl-C" not in banner[-1]:
+            banner.append(process.stdout.readline())
         chat = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
         with httpx.Client(base_url=url, headers={"Authorization": "Bearer k"}) as client:
             limited = client.post("/v1/chat/completions", json=chat)
@@ -35,3 +37,14 @@ def test_given_cli_with_fault_and_time_scale_when_run_then_serves_until_ctrl_c()
     assert status["status"] == "completed"
     assert process.returncode == 0, err
     assert "stopped" in out
+    text = "".join(banner)
+    assert "api key          k " in text and "Bearer k'" in text  # the key the user chose, not the default
+    assert f"{url}/v1   POST /chat/completions" in text and "GET /models" in text
+    assert "POST|GET /videos" in text and "variant=video|thumbnail|spritesheet" in text
+
+
+def test_given_emulator_help_when_read_then_it_names_the_only_key_accepted():
+    out = subprocess.run([sys.executable, "-m", "vidpipe_local.cli", "emulator", "--help"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+
+    assert "accepts only the key of --api-key (default local-emulator-key)" in " ".join(out.split())

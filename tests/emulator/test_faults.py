@@ -175,7 +175,8 @@ def test_given_bad_fault_posted_when_parsed_then_400(anonymous):
 
 def test_given_calls_when_listed_and_reset_over_http_then_records_then_empty(client, anonymous, emulator):
     image = image_bytes(64, 64)
-    client.post("/v1/chat/completions", json=chat_body("gemini-2.5-flash", image_part(image)))
+    client.post("/v1/chat/completions", json=chat_body("gemini-2.5-flash", image_part(image)),
+                headers={"X-Client-Request-Id": "attempt-1"})
     emulator.faults.add("chat", "500", times=None)
 
     calls = anonymous.get("/_emulator/calls").json()["calls"]
@@ -185,8 +186,10 @@ def test_given_calls_when_listed_and_reset_over_http_then_records_then_empty(cli
         "kind": "chat", "method": "POST", "path": "/v1/chat/completions", "timestamp": 1_700_000_000.0, "status": 200,
         "model": "gemini-2.5-flash", "image_signatures": [calls[0]["image_signatures"][0]], "prompt_tokens": 258,
         "completion_tokens": calls[0]["completion_tokens"], "job_id": None, "fault": None,
+        "client_request_id": "attempt-1",
     }]
     assert emulator.calls == [] and emulator.faults.list() == []
+    assert emulator.bill()["items"] == []
     assert _chat(client).status_code == 200
 
 

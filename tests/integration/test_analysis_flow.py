@@ -29,7 +29,7 @@ def clip(tmp_path_factory) -> bytes:
 def upload(stack, key: str, body: bytes, **options) -> str:
     put = stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=body,
                               Metadata={OPTIONS_METADATA_KEY: json.dumps(options)} if options else {})
-    return upload_job_id(stack.bucket, key, put["ETag"])
+    return upload_job_id(stack.bucket, key, put["ETag"], options)
 
 
 def run(stack, key: str, body: bytes, **options) -> tuple[str, dict]:
@@ -135,7 +135,7 @@ def test_given_a_bad_input_when_analyzed_then_the_job_fails_with_a_reason_and_no
 
 def test_given_a_budget_below_the_estimate_when_analyzed_then_it_fails_before_any_provider_call(local_stack, clip):
     s = local_stack
-    _, job = run(s, "uploads/pricey.mp4", clip, budget_usd=0.000001)
+    _, job = run(s, "uploads/pricey.mp4", clip, budget_usd=0.0001)  # the smallest budget accepted
 
     assert job["status"] == "FAILED" and job["error"]["error"] == "BudgetExceeded"
     assert chat_calls(s) == []

@@ -5,16 +5,18 @@ over HTTP, on a VirtualClock (provider minutes pass in milliseconds)."""
 from __future__ import annotations
 
 import json
+import threading
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from vidpipe.config import Settings
 from vidpipe.generation.messages import execution_name, parse_job_message
 from vidpipe.jobs import JobStore
+from vidpipe_local.clock import VirtualClock
 
 pytestmark = pytest.mark.integration
-# The handlers' deps() build the DynamoDB-backed accounting; the flow cannot run without it.
-pytest.importorskip("vidpipe.spend.accounting", reason="vidpipe.spend.accounting (DynamoAccounting) not written yet")
 
 # Small clips keep the emulator's rendering fast.
 CLIP = {"duration_s": 1, "fps": 12, "resolution": "160x96"}
@@ -179,3 +181,234 @@ def test_given_a_batch_with_one_poison_message_when_delivered_then_the_rest_succ
     reason = rejected[0]["error"]["M"]["reason"]["S"]
     assert "fps: Input should be greater than or equal to 1" in reason
     assert "physics.gravity_mps2: 99 is outside 0–30 m/s²" in reason
+
+
+# ------------------------------------------------------------------ every cent recorded, every cap held
+
+SWEEP_EVENT = json.loads((Path(__file__).resolve().parents[2] / "events" / "sweep_reservations.json").read_text())
+MIDNIGHT = 1_795_305_600.0  # 2026-11-22T00:00:00Z: a whole test fits in one budget day
+
+
+def sweep(stack) -> dict:
+    result, errored = stack.invoke("SweepReservationsFunction", SWEEP_EVENT)
+    assert not errored, result
+    return result
+
+
+def ledger(stack, job_id: str):
+    from vidpipe.spend.ledger import Ledger
+
+    return Ledger(stack.table, stack.ddb).entries(job_id)
+
+
+def all_entries(stack) -> list:
+    items = stack.ddb.scan(TableName=stack.table)["Items"]
+    jobs = {item["pk"]["S"].removeprefix("JOB#") for item in items
+            if item["pk"]["S"].startswith("JOB#") and item["sk"]["S"].startswith("LEDGER#")}
+    return [entry for job_id in sorted(jobs) for entry in ledger(stack, job_id)]
+
+
+def spent_by_day(stack) -> dict[str, Decimal]:
+    items = stack.ddb.query(TableName=stack.table, KeyConditionExpression="pk = :pk",
+                            ExpressionAttributeValues={":pk": {"S": "BUDGET#global"}})["Items"]
+    return {item["sk"]["S"]: Decimal(item["spent"]["N"]) for item in items if item["sk"]["S"].startswith("day:")}
+
+
+def assert_ledger_is_the_bill(stack) -> list:
+    """Every billed item has exactly one ledger entry (keyed by its id or the id we sent);
+    confirmed entries match it exactly, unconfirmed ones never under it; and budget spent
+    equals the ledger."""
+    entries, bill = all_entries(stack), stack.emulator.bill()
+    for item in bill["items"]:
+        names = {item["id"], item["client_request_id"], item["idempotency_key"]} - {None}
+        [entry] = [e for e in entries if e.call_key in names]
+        if item["kind"] == "video":
+            seconds = Decimal(str(item["seconds"]))
+            assert entry.clip_seconds == seconds if entry.confirmed else entry.clip_seconds >= seconds
+        else:
+            billed = (entry.input_tokens, entry.output_tokens)
+            expected = (item["input_tokens"], item["output_tokens"])
+            assert billed == expected if entry.confirmed else all(a >= b for a, b in zip(billed, expected))
+    assert sum(spent_by_day(stack).values()) == sum(e.cost_usd for e in entries)
+    return entries
+
+
+def reservation_state(stack, job_id: str) -> str:
+    from vidpipe.accounting import reservation_id_for
+
+    item = stack.ddb.get_item(TableName=stack.table, Key={"pk": {"S": f"RESERVATION#{reservation_id_for(job_id)}"},
+                                                         "sk": {"S": "RESERVATION"}})["Item"]
+    return item["state"]["S"]
+
+
+def test_given_20_enhanced_jobs_and_a_small_daily_budget_when_they_run_then_spent_stays_under_it_and_equals_the_ledger(
+        make_stack):
+    s = make_stack(clock=VirtualClock(MIDNIGHT), parameter_overrides={"BudgetDailyUsd": "0.30"})
+    job_ids = [send(s, prompt=f"a marble rolling down ramp {n}", enhance_prompt=True) for n in range(20)]
+
+    jobs = [s.wait_for_job(job_id, timeout_s=300) for job_id in job_ids]
+
+    succeeded = [job for job in jobs if job["status"] == "SUCCEEDED"]
+    refused = [job for job in jobs if job["status"] == "FAILED"]
+    assert len(succeeded) + len(refused) == 20 and succeeded and refused
+    assert {job["error"]["error"] for job in refused} == {"BudgetExceeded"}
+    [spent] = spent_by_day(s).values()
+    assert spent <= Decimal("0.30")
+    entries = assert_ledger_is_the_bill(s)
+    # A refused job paid for nothing: no enhancement, no clip.
+    assert all(ledger(s, job["job_id"]) == [] for job in refused)
+    assert sum(1 for call in s.emulator.calls if call.kind == "chat") == len(succeeded)
+    assert len(entries) == 2 * len(succeeded)
+
+
+@pytest.mark.parametrize("status", ["401", "404"])
+def test_given_a_status_check_that_errs_once_when_it_runs_then_the_job_succeeds_and_its_clip_is_recorded(
+        local_stack, status):
+    s = local_stack
+    s.emulator.faults.add_spec(f"video.status:{status}:times=1")
+    job_id = send(s)
+
+    job = s.wait_for_job(job_id)
+
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    assert job["details"]["status_errors"] == 1
+    [entry] = assert_ledger_is_the_bill(s)
+    assert (entry.call_key, entry.confirmed) == (job["details"]["provider_job_id"], True)
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncate"])
+def test_given_a_submit_answer_lost_every_time_when_it_runs_then_the_job_it_created_is_charged_unconfirmed(
+        local_stack, kind):
+    from vidpipe.generation.submit import idempotency_key
+
+    s = local_stack
+    s.emulator.faults.add_spec(f"video.submit:{kind}:times=always")
+    job_id = send(s)
+
+    job = s.wait_for_job(job_id)
+    s.clock.advance(120)  # the provider job it created completes, and is billed
+
+    assert job["status"] == "FAILED"
+    assert "may have created the job" in job["error"]["reason"]
+    [entry] = assert_ledger_is_the_bill(s)
+    assert (entry.call_key, entry.confirmed, entry.clip_seconds) == (idempotency_key(job_id), False, 1)
+    assert s.emulator.bill()["totals"]["video"] == {"jobs": 1, "seconds": 1.0}
+    assert reservation_state(s, job_id) != "LIVE"
+
+
+@pytest.mark.parametrize("kind", ["500", "malformed", "truncate"])
+def test_given_status_checks_that_always_fail_when_the_cap_is_reached_then_the_completed_clip_is_recorded_and_stored(
+        local_stack, kind):
+    s = local_stack
+    s.emulator.faults.add_spec(f"video.status:{kind}:times=always")
+    job_id = send(s)
+
+    job = s.wait_for_job(job_id, timeout_s=300)
+
+    # The cancel's answer says the clip had completed: it is paid for, so it is kept.
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    assert job["details"]["status_errors"] == job["details"]["polls"] > 1
+    assert keys(s, job_id) == [f"outputs/{job_id}/poster.jpg", f"outputs/{job_id}/video.mp4"]
+    [entry] = assert_ledger_is_the_bill(s)
+    assert entry.confirmed and s.emulator.bill()["totals"]["video"]["jobs"] == 1
+
+
+def test_given_a_job_that_failed_while_its_provider_job_ran_when_the_sweep_runs_then_the_clip_is_recorded(
+        make_stack, monkeypatch):
+    import vidpipe.runtime
+
+    s = make_stack()
+    monkeypatch.setenv("POLL_MAX_ATTEMPTS", "3")
+    vidpipe.runtime.reset()
+    s.emulator.faults.add_spec("video.status:401:times=3")  # every check of the job fails...
+    s.emulator.faults.add_spec("video.cancel:500:times=always")  # ...and it cannot be cancelled
+    job_id = send(s)
+
+    job = s.wait_for_job(job_id)
+
+    assert job["status"] == "FAILED" and job["error"]["error"] == "GenerationTimedOut"
+    assert "watched until it ends" in job["error"]["reason"]
+    assert all_entries(s) == [] and s.emulator.bill()["totals"]["video"]["jobs"] == 1  # billed, not yet recorded
+
+    assert sweep(s)["watches"]["recorded"] == 1
+
+    [entry] = assert_ledger_is_the_bill(s)
+    [billed] = s.emulator.bill()["items"]
+    assert (entry.call_key, entry.confirmed) == (billed["id"], True)  # keyed by the provider's job id
+    record = JobStore(s.table, client=s.ddb).get(job_id)
+    assert record["status"] == "FAILED" and record["provider_job"]["outcome"] == "recorded"
+    assert sweep(s)["watches"] == {"recorded": 0, "ended": 0, "watching": 0, "given_up": 0}
+
+
+class HeldDownload:
+    """Wraps StoreVideo's handler: tells when it starts, and how it ended."""
+
+    def __init__(self, stack):
+        self.fn = stack.lambdas.by_logical_id("StoreVideoFunction")
+        self.original = self.fn.load()
+        self.started, self.finished = threading.Event(), threading.Event()
+        self.error: Exception | None = None
+        self.fn._callable = self
+
+    def __call__(self, event, context):
+        self.started.set()
+        try:
+            return self.original(event, context)
+        except Exception as exc:
+            self.error = exc
+            raise
+        finally:
+            self.finished.set()
+
+
+def start_held_job(stack) -> tuple[str, HeldDownload, str]:
+    held = HeldDownload(stack)
+    stack.emulator.faults.add_spec("video.download:latency:delay_s=4")
+    job_id = send(stack)
+    stack.drain()
+    assert held.started.wait(60), "StoreVideo never started"
+    arn = JobStore(stack.table, client=stack.ddb).get(job_id)["execution_arn"]
+    return job_id, held, arn
+
+
+def test_given_stop_execution_during_a_hanging_download_when_the_sweep_runs_then_the_job_fails_and_no_video_is_written(
+        local_stack):
+    s = local_stack
+    job_id, held, arn = start_held_job(s)
+
+    s.sfn.stop_execution(executionArn=arn, cause="operator stopped it")
+    [reaped] = sweep(s)["reaped"]
+    assert held.finished.wait(60)
+
+    job = JobStore(s.table, client=s.ddb).get(job_id)
+    assert reaped["job_id"] == job_id and job["status"] == "FAILED"
+    assert job["error"]["error"] == "ExecutionEnded" and "ABORTED" in job["error"]["reason"]
+    assert type(held.error).__name__ == "JobNotRunning"
+    assert keys(s, job_id) == [] and s.s3.list_multipart_uploads(Bucket=s.bucket).get("Uploads", []) == []
+    assert reservation_state(s, job_id) == "SETTLED"
+    [entry] = assert_ledger_is_the_bill(s)  # the clip completed, so it stays charged
+    assert entry.confirmed
+
+
+def test_given_a_job_running_past_its_state_machines_deadline_when_the_sweep_runs_then_it_is_stopped_and_failed(
+        local_stack):
+    s = local_stack
+    job_id, held, arn = start_held_job(s)
+    timeout = json.loads(s.sfn.describe_state_machine(stateMachineArn=s.generation_arn)["definition"])["TimeoutSeconds"]
+
+    assert sweep(s)["reaped"] == []  # within the deadline: left alone
+    s.clock.advance(timeout + 1)
+    [reaped] = sweep(s)["reaped"]
+    assert held.finished.wait(60)
+
+    job = JobStore(s.table, client=s.ddb).get(job_id)
+    # The local stack times executions out on its clock too (TIMED_OUT, never finalized):
+    # whichever saw the deadline first, the reaper finalizes the job.
+    assert job["status"] == "FAILED", job
+    assert (job["error"]["error"], job["error"]["reason"]) in [
+        ("DeadlineExceeded", reaped["reason"]), ("ExecutionEnded", reaped["reason"])]
+    assert f"past its state machine's {timeout} s deadline" in reaped["reason"] or "TIMED_OUT" in reaped["reason"]
+    assert s.sfn.describe_execution(executionArn=arn)["status"] in ("ABORTED", "TIMED_OUT")
+    assert keys(s, job_id) == []
+    assert reservation_state(s, job_id) == "SETTLED"
+    assert_ledger_is_the_bill(s)

@@ -105,3 +105,24 @@ def test_given_renamed_queue_and_table_in_the_template_then_the_stack_follows_wi
     assert s.table == "vidpipe-local-ledger"
     env = s.built.function_env["StartJobsFunction"]
     assert env["TABLE_NAME"] == "vidpipe-local-ledger"
+
+
+def test_given_timeouts_and_memory_in_globals_and_per_function_then_each_function_runs_with_its_own(local_stack):
+    s = local_stack
+    seen = {}
+
+    def report(event, context):
+        seen[context.function_name] = (context.memory_limit_in_mb, context.get_remaining_time_in_millis())
+        return {}
+
+    for logical_id in ("ProbeVideoFunction", "FinalizeJobFunction"):
+        s.built.functions[logical_id]._callable = report
+        s.invoke(logical_id, {})
+        config = s.clients["lambda"].get_function_configuration(FunctionName=s.built.ref(logical_id))
+        assert (config["MemorySize"], config["Timeout"] * 1000) == pytest.approx(seen[s.built.ref(logical_id)],
+                                                                                 abs=1000)
+
+    assert seen["vidpipe-local-ProbeVideoFunction"][0] == 1024  # its own MemorySize
+    assert seen["vidpipe-local-FinalizeJobFunction"][0] == 256
+    assert seen["vidpipe-local-ProbeVideoFunction"][1] == pytest.approx(120_000, abs=1000)  # its own Timeout
+    assert seen["vidpipe-local-FinalizeJobFunction"][1] == pytest.approx(60_000, abs=1000)  # Globals' Timeout

@@ -73,3 +73,31 @@ def test_given_http_date_retry_after_then_parsed_relative_to_now():
 def test_given_attempt_numbers_then_backoff_is_capped():
     policy = RetryPolicy(base_delay_s=0.5, max_delay_s=4.0)
     assert [backoff_delay(a, policy, rng=lambda: 1.0) for a in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_given_per_attempt_headers_when_attempts_fail_then_each_is_sent_with_its_own_and_reported_before_the_next():
+    client, seen = scripted(httpx.ReadTimeout("slow"), (503, {}), (200, {}))
+    events = []
+
+    def headers(attempt):
+        events.append(("send", attempt))
+        return {"X-Client-Request-Id": f"id-{attempt}"}
+
+    send_with_retry(client, "POST", "https://p.example/v1/x", sleep=lambda s: None, headers={"A": "b"},
+                    attempt_headers=headers,
+                    on_failed_attempt=lambda n, outcome: events.append(("failed", n, type(outcome).__name__)))
+
+    assert [r.headers["x-client-request-id"] for r in seen] == ["id-0", "id-1", "id-2"]
+    assert all(r.headers["a"] == "b" for r in seen)
+    assert events == [("send", 0), ("failed", 0, "ReadTimeout"), ("send", 1), ("failed", 1, "Response"), ("send", 2)]
+
+
+def test_given_a_non_retryable_status_when_sent_then_the_failure_is_reported_before_it_raises():
+    client, _ = scripted((401, {}))
+    failed = []
+
+    with pytest.raises(ProviderError):
+        send_with_retry(client, "POST", "https://p.example/v1/x", sleep=lambda s: None,
+                        on_failed_attempt=lambda n, outcome: failed.append(outcome.status_code))
+
+    assert failed == [401]

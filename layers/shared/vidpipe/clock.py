@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 _now: Callable[[], float] = time.time
 _sleep: Callable[[float], None] = time.sleep
+_real_time_scale: float = 1.0  # clock seconds per real second of waiting on a socket
 
 
 def now() -> float:
@@ -21,9 +22,15 @@ def sleep(seconds: float) -> None:
     _sleep(seconds)
 
 
-def use(now_fn: Callable[[], float], sleep_fn: Callable[[float], None]) -> None:
-    global _now, _sleep
-    _now, _sleep = now_fn, sleep_fn
+def real_time_scale() -> float:
+    """How many clock seconds one real second counts for (1 when deployed; the local
+    stack's VirtualClock may count more). Socket timeouts are real seconds."""
+    return _real_time_scale
+
+
+def use(now_fn: Callable[[], float], sleep_fn: Callable[[float], None], real_time_scale: float = 1.0) -> None:
+    global _now, _sleep, _real_time_scale
+    _now, _sleep, _real_time_scale = now_fn, sleep_fn, real_time_scale
 
 
 def reset() -> None:

@@ -2,16 +2,23 @@
 
 Step Functions Retry/Catch match on the exception's class name (Lambda reports
 it as ``errorType``), so these names are part of the state machines' contract.
+
+A reason is redacted when the error is made (see vidpipe.redaction): Lambda
+reports ``str(exc)`` as the errorMessage that Step Functions keeps in the
+execution history, so no later layer could take a leaked key back.
 """
+
+from vidpipe.redaction import redact, redact_value
 
 
 class VidpipeError(Exception):
     """Base class. ``reason`` is the one readable line recorded on the job."""
 
     def __init__(self, reason: str, **details):
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
-        self.details = details
+        self.details = redact_value(details)
 
 
 class InputRejected(VidpipeError):
@@ -36,6 +43,11 @@ class ProviderRetryable(VidpipeError):
 
 class RateLimited(ProviderRetryable):
     """The shared token bucket is empty for longer than the caller may wait."""
+
+
+class AwsTransient(VidpipeError):
+    """An AWS call failed for a reason that passes (throttled, a 5xx, a transaction cancelled
+    by throttling or conflicts) after the SDK's own retries. The state machines retry it."""
 
 
 class DownloadRefused(VidpipeError):

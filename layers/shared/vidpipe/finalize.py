@@ -1,7 +1,9 @@
 """The last step of both flows: settle the money, then record a terminal job state.
 
-Settling happens on failure too: whatever was spent is reconciled and the rest
-of the reservation goes back, so a failed job never leaks a reservation.
+Settling happens on failure too: calls left in flight (intents) are recorded at
+their estimate, and what no call consumed of the reservation goes back, so a
+failed job never leaks a reservation. Spend itself reached the budget when each
+call was recorded; a call recorded after this still adds to ``spent``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import BaseModel
 
 from vidpipe.jobs import JobStatus
 from vidpipe.observability import logger
+from vidpipe.redaction import redact
 from vidpipe.runtime import Deps
 
 
@@ -36,7 +39,9 @@ def explain(error: dict | None) -> dict:
         reason = parsed.get("errorMessage") or cause
     except (json.JSONDecodeError, AttributeError):
         reason = cause
-    return {"error": name, "reason": (reason or name).splitlines()[0][:1000]}
+    # Redacted again here: a Cause can come from outside our code (a Lambda timeout,
+    # a States.* error), and the line is cut after redaction so no half key survives.
+    return {"error": redact(name), "reason": redact(str(reason or name)).splitlines()[0][:1000]}
 
 
 def finalize(event: FinalizeInput, deps: Deps) -> dict:

@@ -21,6 +21,12 @@ from vidpipe import aws
 
 TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED")
 
+# A REJECTED record quotes what it was sent, so it is bounded whatever was sent
+# (DynamoDB refuses items over 400 KB): the reason is at most MAX_REASON_CHARS,
+# with at most MAX_REASON_LINES readable lines kept as details.
+MAX_REASON_CHARS = 1000
+MAX_REASON_LINES = 20
+
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"
@@ -28,6 +34,13 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
+
+
+RUNNING_INDEX_PK = "JOBS#RUNNING"
+
+
+def running_key(job_id: str) -> dict:
+    return {"pk": {"S": RUNNING_INDEX_PK}, "sk": {"S": job_id}}
 
 
 def job_key(job_id: str) -> dict:
@@ -38,6 +51,23 @@ def stable_id(prefix: str, *parts: str, length: int = 24) -> str:
     """A deterministic id (also a valid Step Functions execution name, ≤80 chars)."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
     return f"{prefix}-{digest}"
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and how long it was."""
+    if len(text) <= limit:
+        return text
+    marker = f"… ({len(text)} chars)"
+    return text[:max(0, limit - len(marker))] + marker
+
+
+def rejection(errors: list[str]) -> dict:
+    """The ``error`` attribute of a REJECTED job: ``reason`` (≤ MAX_REASON_CHARS) and
+    ``details`` (≤ MAX_REASON_LINES lines, each ≤ MAX_REASON_CHARS)."""
+    details = [cut(line, MAX_REASON_CHARS) for line in errors[:MAX_REASON_LINES]]
+    if len(errors) > MAX_REASON_LINES:
+        details.append(f"… and {len(errors) - MAX_REASON_LINES} more")
+    return {"error": "InputRejected", "reason": cut("; ".join(details), MAX_REASON_CHARS), "details": details}
 
 
 def now_iso() -> str:
@@ -125,6 +155,9 @@ class JobStore:
         values = {f":v{i}": _ser.serialize(_dynamo_safe(v)) for i, v in enumerate(fields.values())}
         values.update({f":t{i}": {"S": s} for i, s in enumerate(TERMINAL)})
         names["#status"] = "status"
+        if status == JobStatus.RUNNING:
+            # Indexed first: a job is never RUNNING without the reaper able to find it.
+            self._index_running(job_id, fields.get("execution_arn"))
         try:
             self.ddb.update_item(
                 TableName=self.table,
@@ -135,8 +168,46 @@ class JobStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-            return True
+            updated = True
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            updated = False
+        if status is not None and str(status) in TERMINAL:
+            self.unindex_running(job_id)
+        return updated
+
+    # -- the reaper's index of RUNNING jobs ------------------------------------
+    #    JOBS#RUNNING / <job_id>   execution_arn, started_at (vidpipe.clock seconds)
+
+    def _index_running(self, job_id: str, execution_arn: str | None) -> None:
+        from vidpipe import clock
+
+        entry = {"job_id": job_id, "execution_arn": execution_arn, "started_at": clock.now()}
+        self.ddb.put_item(TableName=self.table, Item={**running_key(job_id), **to_item(entry)})
+
+    def unindex_running(self, job_id: str) -> None:
+        self.ddb.delete_item(TableName=self.table, Key=running_key(job_id))
+
+    def running(self) -> list[dict]:
+        """The index entries of jobs marked RUNNING and not yet terminal (one Query)."""
+        entries = []
+        for page in self.ddb.get_paginator("query").paginate(
+                TableName=self.table, ConsistentRead=True, KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": RUNNING_INDEX_PK}}):
+            entries += [from_item(item) for item in page.get("Items", [])]
+        return entries
+
+    def annotate(self, job_id: str, **fields) -> None:
+        """Add facts to a job record even when it is terminal (e.g. how a watched
+        provider job ended after the job failed). Never changes the status."""
+        fields = {k: v for k, v in fields.items() if v is not None and k != "status"}
+        fields["updated_at"] = now_iso()
+        self.ddb.update_item(
+            TableName=self.table, Key=job_key(job_id),
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={f"#f{i}": k for i, k in enumerate(fields)},
+            ExpressionAttributeValues={f":v{i}": _ser.serialize(_dynamo_safe(v))
+                                       for i, v in enumerate(fields.values())},
+        )

@@ -11,11 +11,14 @@ import argparse
 import base64
 from pathlib import Path
 
+from vidpipe_local.cli import add_common_options
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline locally on a sample video")
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--time-scale", type=float, default=60.0, help="provider seconds per real second")
+    add_common_options(p, stack=False)
     p.set_defaults(func=run)
 
 
@@ -57,12 +60,17 @@ def emulator_round_trip(session) -> None:
 
 
 def run(args) -> int:
+    from vidpipe.spend.ledger import Ledger
     from vidpipe_local import samples
-    from vidpipe_local.commands import analyze, generate, spend
+    from vidpipe_local.commands import analyze, generate
+    from vidpipe_local.commands.spend import render_spend
+    from vidpipe_local.logs import log_to
     from vidpipe_local.stack.session import stack_session
 
     args.out.mkdir(parents=True, exist_ok=True)
+    log = log_to(args.out / "vidpipe.log", pin=True)
     with stack_session(time_scale=args.time_scale) as session:
+        session.announce()
         show_stack(session)
         print()
         emulator_round_trip(session)
@@ -81,5 +89,8 @@ def run(args) -> int:
             out=args.out / "generation", timeout=600.0))
         print()
         print("Spend (from the ledger):")
-        spend.run(argparse.Namespace(job=None, by="model", json=False, aws=False, profile=None, table=None))
+        ledger = Ledger(session.settings.table_name, client=session.client("dynamodb"))
+        print(render_spend(ledger, by="model", to_wall=session.real_time))
+    if log:
+        print(f"\nLog: {log}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 
 from vidpipe_local.cli import CommandError
@@ -14,11 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "emulator",
         help="run the AI provider emulator (chat + video generation) until Ctrl-C",
-        description="Serve OpenAI-compatible chat completions and async video generation on 127.0.0.1.",
+        description="Serve OpenAI-compatible chat completions and async video generation on 127.0.0.1. "
+        "Clients authenticate with 'Authorization: Bearer KEY'; the emulator accepts only the key of "
+        "--api-key (default local-emulator-key) and answers 401 to any other.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
-    parser.add_argument("--api-key", default="local-emulator-key", help="bearer key clients must send")
+    parser.add_argument("--api-key", default="local-emulator-key",
+                        help="the only bearer key the emulator accepts (default local-emulator-key)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="provider seconds per real second (job progress)")
     parser.add_argument("--eta", type=float, default=30.0, help="video job ETA in provider seconds (default 30)")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute per endpoint before 429")
@@ -52,19 +56,24 @@ def run(args: argparse.Namespace) -> int:
             emulator.faults.add_spec(spec)
     except FaultSpecError as exc:
         raise CommandError(str(exc), exit_code=2) from exc
-    if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not args.quiet:  # the request log is this command's output (the CLI routes other logs to a file)
+        request_log = logging.StreamHandler(sys.stdout)
+        request_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logging.getLogger("vidpipe_local.emulator").addHandler(request_log)
     try:
         emulator.start()
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     try:
         print(f"provider emulator on {emulator.url}  (time scale {args.time_scale:g}x)")
-        print(f"  chat base URL   {emulator.chat_base_url}   POST /chat/completions")
-        print(f"  video base URL  {emulator.video_base_url}   POST /v1/video/generate, POST /v1/videos")
-        print(f"  control         {emulator.url}/_emulator/calls | /faults | /reset")
+        print(f"  api key          {args.api_key}   (the only key accepted: 'Authorization: Bearer {args.api_key}')")
+        print(f"  chat base URL    {emulator.chat_base_url}   POST /chat/completions (stream too), GET /models")
+        print(f"  OpenAI videos    {emulator.chat_base_url}   POST|GET /videos, GET /videos/ID, "
+              "GET /videos/ID/content?variant=video|thumbnail|spritesheet")
+        print(f"  video base URL   {emulator.video_base_url}   POST /v1/video/generate, GET /v1/video/generations/ID")
+        print(f"  control          {emulator.url}/_emulator/calls | /bill | /faults | /reset")
         for fault in emulator.faults.list():
-            print(f"  fault           {fault['endpoint']}:{fault['kind']} times={fault['times'] or 'always'}")
+            print(f"  fault            {fault['endpoint']}:{fault['kind']} times={fault['times'] or 'always'}")
         print("Ctrl-C to stop", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vidpipe_local.cli import add_common_options
+
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate videos on the local stack")
@@ -18,8 +20,9 @@ def register(sub) -> None:
     p.add_argument("--resolution", help="WxH, e.g. 1280x720")
     p.add_argument("--enhance", action="store_true", help="rewrite the prompt with a cheap chat model first")
     p.add_argument("--max-cost-usd", type=float)
-    p.add_argument("--out", type=Path, help="folder for video.mp4, poster.jpg and job.json")
+    p.add_argument("--out", type=Path, help="folder for video.mp4, poster.jpg, job.json and vidpipe.log")
     p.add_argument("--timeout", type=float, default=900.0)
+    add_common_options(p)
     p.set_defaults(func=run)
 
 
@@ -34,13 +37,26 @@ def messages_from(args) -> list[dict]:
 
 
 def run(args) -> int:
-    from vidpipe.generation.messages import InvalidJobMessage, execution_name, parse_job_message
     from vidpipe_local.cli import CommandError
+    from vidpipe_local.logs import log_to
+    from vidpipe_local.stack.session import NoStack
+
+    messages = messages_from(args)
+    log_to((args.out or Path("out")) / "vidpipe.log")
+    try:
+        return _generate(args, messages)
+    except NoStack as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def _generate(args, messages: list[dict]) -> int:
+    from vidpipe.generation.messages import InvalidJobMessage, execution_name, parse_job_message
+    from vidpipe_local.cli import CommandError, fail_with_log
     from vidpipe_local.progress import Progress, download_outputs, failure_line, write_job_json
     from vidpipe_local.stack.session import stack_session
 
-    messages = messages_from(args)
-    with stack_session() as session:
+    with stack_session(stack_url=getattr(args, "stack", None)) as session:
+        session.announce()
         job_ids = []
         for message in messages:
             body = json.dumps(message)
@@ -57,12 +73,16 @@ def run(args) -> int:
                 failures += 1
                 print("a message was rejected: see `vidpipe status` for its reason")
                 continue
-            job = session.wait_for_job(job_id, args.timeout, on_progress=Progress(session, f"generation {job_id}"))
+            with Progress(session, "generation", job_id) as progress:
+                try:
+                    job = session.wait_for_job(job_id, args.timeout, on_progress=progress)
+                except TimeoutError:
+                    raise fail_with_log(f"job {job_id} did not finish within {args.timeout:g}s") from None
             out = (args.out or Path("out")) / job_id if len(job_ids) > 1 or not args.out else args.out
             write_job_json(job, out / "job.json")
             if job["status"] != "SUCCEEDED":
                 if len(job_ids) == 1:
-                    raise CommandError(failure_line(job))
+                    raise fail_with_log(failure_line(job))
                 failures += 1
                 print(f"vidpipe: {failure_line(job)}")
                 continue

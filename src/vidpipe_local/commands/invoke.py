@@ -10,11 +10,14 @@ import json
 import sys
 from pathlib import Path
 
+from vidpipe_local.cli import add_common_options
+
 
 def register(sub) -> None:
     parser = sub.add_parser("invoke", help="run one function with an event file (like sam local invoke)")
     parser.add_argument("function", help="logical ID from template.yaml, e.g. StartJobsFunction")
     parser.add_argument("--event", "-e", required=True, help="event JSON file, e.g. events/start_jobs_upload.json")
+    add_common_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -27,10 +30,24 @@ def render_event(text: str, session) -> dict:
 
 def run(args) -> int:
     from vidpipe_local.cli import CommandError
-    from vidpipe_local.stack.session import stack_session
+    from vidpipe_local.logs import log_to
+    from vidpipe_local.stack.session import NoStack, stack_session
+    from vidpipe_local.state import log_file
 
     event_text = Path(args.event).read_text()
-    with stack_session() as session:
+    log_to(log_file("vidpipe.log"))
+    try:
+        return _invoke(args, event_text)
+    except NoStack as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def _invoke(args, event_text: str) -> int:
+    from vidpipe_local.cli import CommandError
+    from vidpipe_local.stack.session import stack_session
+
+    with stack_session(stack_url=getattr(args, "stack", None)) as session:
+        session.announce(sys.stderr)
         functions = {f["FunctionName"].removeprefix(f"{session.endpoints.stack_name}-"): f["FunctionName"]
                      for f in session.client("lambda").list_functions()["Functions"]}
         if args.function not in functions:

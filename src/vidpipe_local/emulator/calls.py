@@ -6,10 +6,13 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 
+# The client's own id for one HTTP attempt; recorded on calls and bill items.
+CLIENT_REQUEST_ID_HEADER = "X-Client-Request-Id"
+
 
 @dataclass
 class Call:
-    kind: str  # chat | video.submit | video.status | video.download | video.cancel | unknown
+    kind: str  # chat | models | video.submit | video.list | video.status | video.download | video.cancel
     method: str
     path: str
     timestamp: float  # emulator clock
@@ -20,6 +23,7 @@ class Call:
     completion_tokens: int = 0
     job_id: str | None = None
     fault: str | None = None  # the fault kind that fired, if any
+    client_request_id: str | None = None  # the X-Client-Request-Id header, if sent
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,14 +1,21 @@
 """``POST /v1/chat/completions``: an OpenAI-compatible answer derived from
 the pixels received, with ``usage`` following the documented token rules.
 
-Prompt tokens = image tokens (``image_tokens`` with each image's real size,
-the model's family and the part's ``detail``; OpenAI's default ``auto`` is
-billed as ``high``) + ``text_tokens`` of each text segment (every string
-``content`` and every ``text`` part of every message, summed per segment).
-Completion tokens = ``text_tokens`` of the answer. A text part right before
-an image labels it ("Frame 12 at 3.50s"): the answer uses that index and
-timestamp. ``max_tokens`` is not
-enforced and ``stream`` is refused.
+Token rules: tokens.py (the emulator's own, from the providers' docs).
+Prompt tokens = image tokens (each image's real size, the model's rule and
+the part's ``detail``; OpenAI's default ``auto`` is billed as ``high``) +
+text tokens of each text segment (every string ``content`` and every
+``text`` part of every message, summed per segment). An image sent to a
+text-only model is refused with the provider's 400. Completion tokens = text
+tokens of the answer. ``max_tokens`` (or ``max_completion_tokens``) caps
+the answer as the providers do: cut to that many tokens, ``finish_reason``
+``length``. A text part right before an image labels it ("Frame 12 at
+3.50s"): the answer uses that index and timestamp.
+
+``stream: true`` asks for the same answer as server-sent events
+(chat_stream.py); ``stream_options`` is only allowed with it, as OpenAI
+rules. The answer is generated whole either way, so a streamed completion
+is billed exactly like a non-streamed one.
 """
 
 from __future__ import annotations
@@ -23,11 +30,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vidpipe.providers.image_tokens import family_of, image_tokens, text_tokens
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.pixels import ImageDecodeError, ImageFacts, analyze
 from vidpipe_local.emulator.prompt_digest import digest
 from vidpipe_local.emulator.schema_fill import FillContext, SeenImage, fill
+from vidpipe_local.emulator.tokens import accepts_images, image_tokens, text_tokens
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _LABEL_INDEX = re.compile(r"\b(?:frame|image)\s*#?\s*(\d+)", re.IGNORECASE)
@@ -37,10 +44,13 @@ _LABEL_TIME = re.compile(r"\bat\s*(\d+(?:\.\d+)?)\s*s\b", re.IGNORECASE)
 @dataclass(frozen=True)
 class ChatResult:
     body: dict
+    id: str
     model: str
     signatures: list[str]
     prompt_tokens: int
     completion_tokens: int
+    streamed: bool = False  # answer as server-sent events (chat_stream.py)
+    include_usage: bool = False  # streamed: end with a usage chunk (stream_options.include_usage)
 
 
 @dataclass
@@ -55,31 +65,67 @@ def complete(request: dict, now: float) -> ChatResult:
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "you must provide a model parameter", param="model")
-    if request.get("stream"):
-        raise ApiError(400, "stream is not supported by the emulator", param="stream")
+    streamed, include_usage = _stream_options(request)
+    max_tokens = _max_tokens(request)
     prompt = _read_messages(request.get("messages"), model)
     content = _answer(prompt, request.get("response_format"))
+    finish_reason = "stop"
+    if max_tokens is not None and text_tokens(content) > max_tokens:
+        content, finish_reason = content[: 4 * max_tokens], "length"
     completion_tokens = text_tokens(content)
     prompt_tokens = prompt.image_tokens + prompt.text_tokens
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     body = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "id": completion_id,
         "object": "chat.completion",
         "created": int(now),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+        ],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
-    return ChatResult(body, model, [seen.facts.signature for seen in prompt.images], prompt_tokens, completion_tokens)
+    signatures = [seen.facts.signature for seen in prompt.images]
+    return ChatResult(body, completion_id, model, signatures, prompt_tokens, completion_tokens, streamed, include_usage)
+
+
+def _stream_options(request: dict) -> tuple[bool, bool]:
+    """(stream, include_usage), refused as OpenAI does when they do not fit together."""
+    stream = request.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ApiError(400, "stream must be a boolean", param="stream")
+    options = request.get("stream_options")
+    if options is None:
+        return bool(stream), False
+    if not stream:
+        raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                       param="stream_options")
+    if not isinstance(options, dict):
+        raise ApiError(400, "stream_options must be an object", param="stream_options")
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise ApiError(400, "stream_options.include_usage must be a boolean", param="stream_options.include_usage")
+    return True, include_usage
+
+
+def _max_tokens(request: dict) -> int | None:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = request.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ApiError(400, f"{key} must be a positive integer", param=key)
+        return value
+    return None
 
 
 def _read_messages(messages: object, model: str) -> _Prompt:
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty array", param="messages")
-    family = family_of(model)
     prompt = _Prompt(images=[], image_tokens=0, text_tokens=0, user_text="")
     user_texts: list[str] = []
     for i, message in enumerate(messages):
@@ -93,13 +139,25 @@ def _read_messages(messages: object, model: str) -> _Prompt:
                     user_texts.append(part["text"])
             elif kind == "image_url":
                 label = parts[j - 1].get("text") if j > 0 and isinstance(parts[j - 1], dict) else None
+                if not accepts_images(model):
+                    raise _text_only_refusal(i)
                 seen, detail = _read_image(part, param, label, len(prompt.images))
                 prompt.images.append(seen)
-                prompt.image_tokens += image_tokens(family, seen.facts.width, seen.facts.height, detail)
+                prompt.image_tokens += image_tokens(model, seen.facts.width, seen.facts.height, detail)
             else:
                 raise ApiError(400, f"unsupported content part {kind!r}", param=param)
     prompt.user_text = "\n".join(user_texts)
     return prompt
+
+
+def _text_only_refusal(i: int) -> ApiError:
+    """What DeepSeek's OpenAI-compatible API answers when a text-only model is sent an image part."""
+    return ApiError(
+        400,
+        f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
+        "unknown variant `image_url`, expected `text`",
+        code="invalid_request_error",
+    )
 
 
 def _parts(message: object, i: int) -> list:

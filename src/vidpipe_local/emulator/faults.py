@@ -2,8 +2,9 @@
 
 A fault fires only once configured, on requests to its endpoint, for
 ``times`` requests (``None`` = every request). The first matching fault with
-requests left fires; one fault per request. Endpoints: chat, video.submit,
-video.status, video.download, video.cancel, or * for all. Kinds:
+requests left fires; one fault per request. Endpoints: chat, models,
+video.submit, video.list, video.status, video.download, video.cancel, or *
+for all. Kinds:
 
     429 / 500 / 503 / any 3-digit status   that status (429 and 503 carry Retry-After: retry_after)
     latency     answer normally after delay_s real seconds
@@ -28,7 +29,9 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
-ENDPOINTS = frozenset({"chat", "video.submit", "video.status", "video.download", "video.cancel", "*"})
+ENDPOINTS = frozenset(
+    {"chat", "models", "video.submit", "video.list", "video.status", "video.download", "video.cancel", "*"}
+)
 
 # Kinds handled on the request itself; a 3-digit kind ("429", "500", "503",
 # any other status) answers with that status instead.

@@ -1,5 +1,7 @@
 """The provider emulator: a threaded HTTP server on 127.0.0.1 that speaks the
-AI providers' own wire shapes (see chat.py and video_api.py).
+AI providers' own wire shapes: chat completions, streamed or not (chat.py,
+chat_stream.py), the model list (model_catalog.py) and the two video APIs
+(video_api.py).
 
 Every provider request goes through the same gate, in this order: bearer
 key check (401; every /v1 path), a configured fault (faults.py), the
@@ -7,10 +9,13 @@ requests-per-minute limit (429 + Retry-After), then the endpoint itself.
 Control endpoints (no key, not recorded)::
 
     GET  /_emulator/calls          {"calls": [...]}
+    GET  /_emulator/bill           {"items": [...], "totals": {...}}: what a provider would charge (bill.py)
     GET  /_emulator/faults         {"faults": [...]}
     POST /_emulator/faults         {"spec": "chat:429:times=3"} | a fault object | a list of either
     DELETE /_emulator/faults       remove all faults
-    POST /_emulator/reset          forget calls, faults, jobs and rate windows
+    POST /_emulator/reset          forget calls, faults, jobs, rate windows and the bill
+
+Billing rules (what is charged under each fault): bill.py and docs/emulator-bill.md.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from vidpipe_local.clock import Clock, ScaledClock
-from vidpipe_local.emulator import chat
-from vidpipe_local.emulator.calls import Call, CallLog
+from vidpipe_local.emulator import chat, model_catalog
+from vidpipe_local.emulator.bill import Bill, ChatCharge
+from vidpipe_local.emulator.calls import CLIENT_REQUEST_ID_HEADER, Call, CallLog
+from vidpipe_local.emulator.chat_stream import sse_response
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.faults import JOB_KINDS, Fault, Faults, FaultSpecError
 from vidpipe_local.emulator.rate_limit import RateLimiter
@@ -42,16 +49,20 @@ log = logging.getLogger("vidpipe_local.emulator")
 # route name -> (endpoint kind used by faults, rate limits and call records)
 _ROUTES = {
     "chat": ("/v1/chat/completions", ["POST"], "chat"),
+    "models.list": ("/v1/models", ["GET"], "models"),
+    "models.retrieve": ("/v1/models/<path:model_id>", ["GET"], "models"),
     "generic.submit": ("/v1/video/generate", ["POST"], "video.submit"),
     "generic.status": ("/v1/video/generations/<job_id>", ["GET"], "video.status"),
     "generic.cancel": ("/v1/video/generations/<job_id>/cancel", ["POST"], "video.cancel"),
     "generic.delete": ("/v1/video/generations/<job_id>", ["DELETE"], "video.cancel"),
     "generic.download": ("/files/videos/<job_id>.mp4", ["GET"], "video.download"),
     "openai.submit": ("/v1/videos", ["POST"], "video.submit"),
+    "openai.list": ("/v1/videos", ["GET"], "video.list"),
     "openai.status": ("/v1/videos/<job_id>", ["GET"], "video.status"),
     "openai.delete": ("/v1/videos/<job_id>", ["DELETE"], "video.cancel"),
     "openai.content": ("/v1/videos/<job_id>/content", ["GET"], "video.download"),
     "control.calls": ("/_emulator/calls", ["GET"], None),
+    "control.bill": ("/_emulator/bill", ["GET"], None),
     "control.faults": ("/_emulator/faults", ["GET", "POST", "DELETE"], None),
     "control.reset": ("/_emulator/reset", ["POST"], None),
 }
@@ -89,7 +100,8 @@ class Emulator:
         self._port = port
         self._calls = CallLog()
         self._rate = RateLimiter()
-        self._video = VideoApi(self.jobs, default_eta_s, lambda: self.url)
+        self._bill = Bill()
+        self._video = VideoApi(self.jobs, self._bill, default_eta_s, lambda: self.url)
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -147,11 +159,16 @@ class Emulator:
     def calls(self) -> list[Call]:
         return self._calls.snapshot()
 
+    def bill(self) -> dict:
+        """What a real provider would charge so far, read on the emulator clock (bill.py)."""
+        return self._bill.read(self.clock.now())
+
     def reset(self) -> None:
         self._calls.clear()
         self.faults.clear()
         self.jobs.clear()
         self._rate.clear()
+        self._bill.clear()
 
     # -- request handling ---------------------------------------------------
 
@@ -169,7 +186,8 @@ class Emulator:
 
     def _provider(self, name: str, args: dict, request: Request) -> Response:
         now = self.clock.now()
-        call = Call(kind=_ROUTES[name][2], method=request.method, path=request.path, timestamp=now)
+        call = Call(kind=_ROUTES[name][2], method=request.method, path=request.path, timestamp=now,
+                    client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER))
         try:
             response = self._gated(name, args, request, call, now)
         except ApiError as exc:
@@ -245,7 +263,18 @@ class Emulator:
             result = chat.complete(body, now)
             call.image_signatures = result.signatures
             call.prompt_tokens, call.completion_tokens = result.prompt_tokens, result.completion_tokens
+            # Generated, so billed: whatever a fault does to the body from here on.
+            self._bill.charge_chat(ChatCharge(result.id, call.client_request_id, result.model,
+                                              result.prompt_tokens, result.completion_tokens, now))
+            if result.streamed:
+                return sse_response(result.body, result.include_usage)
             return json_response(result.body)
+        if name == "models.list":
+            return json_response(model_catalog.model_list())
+        if name == "models.retrieve":
+            return json_response(model_catalog.model_object(args["model_id"]))
+        if name == "openai.list":
+            return video.openai_list(request, now)
         if name == "generic.submit":
             return video.generic_submit(request, _json_body(request), call, now, job_fault)
         if name == "openai.submit":
@@ -259,12 +288,14 @@ class Emulator:
         if name == "openai.status":
             return video.openai_status(job_id, call, now)
         if name == "openai.delete":
-            return video.openai_delete(job_id, call)
+            return video.openai_delete(job_id, call, now)
         return video.openai_content(request, job_id, call, now)
 
     def _control(self, name: str, request: Request) -> Response:
         if name == "control.calls":
             return json_response({"calls": [c.to_dict() for c in self.calls]})
+        if name == "control.bill":
+            return json_response(self.bill())
         if name == "control.reset":
             self.reset()
             return json_response({"reset": True})

@@ -10,13 +10,16 @@ Generic REST::
 OpenAI videos API::
 
     POST   /v1/videos                       JSON or multipart {model, prompt, seconds, size "WxH"}
+    GET    /v1/videos                       {"object": "list", data, first_id, last_id, has_more};
+                                            query limit (1..100, default 20), after (a video id), order (asc|desc, default desc)
     GET    /v1/videos/{id}                  video object, status queued|in_progress|completed|failed
-    GET    /v1/videos/{id}/content          mp4 (bearer key)
-    DELETE /v1/videos/{id}                  cancels and forgets the job
+    GET    /v1/videos/{id}/content          mp4 (bearer key); ?variant=thumbnail|spritesheet: a JPEG (video_previews.py)
+    DELETE /v1/videos/{id}                  cancels (if not yet completed) and forgets the job
 
 Both accept ``x_emulator_eta_s`` (body field) or an ``X-Emulator-Eta-S``
 header to pick the job's ETA in emulator seconds, and an
-``Idempotency-Key`` header (same key, same job).
+``Idempotency-Key`` header (same key, same job). Every job created is handed
+to the bill (bill.py), which charges it once it completes.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from collections.abc import Callable
 
 from werkzeug.wrappers import Request, Response
 
+from vidpipe_local.emulator.bill import Bill
 from vidpipe_local.emulator.calls import Call
 from vidpipe_local.emulator.errors import ApiError
 from vidpipe_local.emulator.faults import Fault
 from vidpipe_local.emulator.prompt_digest import mentions
 from vidpipe_local.emulator.responses import json_response
 from vidpipe_local.emulator.video_jobs import CANCELLED_ERROR, Job, JobState, JobStore, new_job_id
+from vidpipe_local.emulator.video_previews import VARIANTS, spritesheet_jpeg, thumbnail_jpeg
 from vidpipe_local.emulator.videogen import MODES, VideoSpec
 
 MAX_DURATION_S = 120.0
@@ -41,11 +46,14 @@ MAX_FPS = 120.0
 MAX_PIXELS = 1920 * 1080
 OPENAI_FPS = 24.0
 OPENAI_STATUS = {"processing": "in_progress"}
+LIST_DEFAULT_LIMIT = 20
+LIST_MAX_LIMIT = 100
 
 
 class VideoApi:
-    def __init__(self, jobs: JobStore, default_eta_s: float, base_url: Callable[[], str]):
+    def __init__(self, jobs: JobStore, bill: Bill, default_eta_s: float, base_url: Callable[[], str]):
         self.jobs = jobs
+        self.bill = bill
         self.default_eta_s = default_eta_s
         self.base_url = base_url
 
@@ -119,17 +127,47 @@ class VideoApi:
         job = self._job("openai", job_id, call)
         return json_response(openai_view(job, job.state(now)))
 
-    def openai_delete(self, job_id: str, call: Call) -> Response:
+    def openai_delete(self, job_id: str, call: Call, now: float) -> Response:
         job = self._job("openai", job_id, call)
+        if job.state(now).status in ("queued", "processing"):
+            job.cancelled_at = now  # never completes, so never billed
         self.jobs.delete("openai", job.id)
         return json_response({"id": job.id, "object": "video.deleted", "deleted": True})
+
+    def openai_list(self, request: Request, now: float) -> Response:
+        limit = _limit(request.args.get("limit"))
+        order = request.args.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order must be 'asc' or 'desc', not {order!r}", param="order")
+        jobs = self.jobs.list("openai")
+        if order == "desc":
+            jobs.reverse()
+        start = 0
+        after = request.args.get("after")
+        if after:
+            ids = [job.id for job in jobs]
+            if after not in ids:
+                raise ApiError(400, f"after: no video {after!r} to list after", param="after")
+            start = ids.index(after) + 1
+        page = jobs[start : start + limit]
+        return json_response({
+            "object": "list",
+            "data": [openai_view(job, job.state(now)) for job in page],
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+            "has_more": start + limit < len(jobs),
+        })
 
     def openai_content(self, request: Request, job_id: str, call: Call, now: float) -> Response:
         job = self._job("openai", job_id, call)
         variant = request.args.get("variant", "video")
-        if variant != "video":
-            raise ApiError(400, f"the emulator only serves variant=video, not {variant!r}", param="variant")
-        return self._video(job, now)
+        if variant not in VARIANTS:
+            raise ApiError(400, f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}", param="variant")
+        if variant == "video":
+            return self._video(job, now)
+        _require_completed(job, now)
+        image = thumbnail_jpeg(job.spec) if variant == "thumbnail" else spritesheet_jpeg(job.spec)
+        return Response(image, mimetype="image/jpeg")
 
     # -- shared -------------------------------------------------------------
 
@@ -147,7 +185,10 @@ class VideoApi:
         if fault is not None:
             job.outcome = {"job_fail": "fail", "job_stall": "stall"}[fault.kind]
             job.failure = fault.message
-        job, created = self.jobs.create(job, request.headers.get("Idempotency-Key"))
+        idempotency_key = request.headers.get("Idempotency-Key")
+        job, created = self.jobs.create(job, idempotency_key)
+        if created:
+            self.bill.watch_job(job, call.client_request_id, idempotency_key or None)
         call.model, call.job_id = job.model, job.id
         return job, created
 
@@ -159,10 +200,26 @@ class VideoApi:
 
     @staticmethod
     def _video(job: Job, now: float) -> Response:
-        state = job.state(now)
-        if state.status != "completed":
-            raise ApiError(409, f"video {job.id} is {state.status}, not completed", code="video_not_ready")
+        _require_completed(job, now)
         return Response(job.video(), mimetype="video/mp4")
+
+
+def _require_completed(job: Job, now: float) -> None:
+    state = job.state(now)
+    if state.status != "completed":
+        raise ApiError(409, f"video {job.id} is {state.status}, not completed", code="video_not_ready")
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return LIST_DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= LIST_MAX_LIMIT:
+        raise ApiError(400, f"limit must be an integer from 1 to {LIST_MAX_LIMIT}, not {raw!r}", param="limit")
+    return limit
 
 
 def openai_view(job: Job, state: JobState) -> dict:

@@ -93,6 +93,12 @@ class JobStore:
             raise ApiError(404, f"no video job {job_id!r}", code="not_found")
         return job
 
+    def list(self, api: str) -> list[Job]:
+        """The jobs submitted with wire shape ``api``, oldest first (ties in submission order)."""
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if job.api == api]
+        return sorted(jobs, key=lambda job: job.created_at)
+
     def delete(self, api: str, job_id: str) -> Job:
         job = self.get(api, job_id)
         with self._lock:

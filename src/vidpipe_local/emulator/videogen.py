@@ -39,18 +39,22 @@ class VideoSpec:
 
 
 def render_mp4(spec: VideoSpec) -> bytes:
-    draw = _SCENES[spec.mode]
-    hue = int(hashlib.sha256(spec.prompt.encode()).hexdigest()[:4], 16) % 180  # the prompt tints the scene
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(spec.fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "23"}
         for index in range(spec.frame_count):
-            rgb = draw(spec, index / spec.fps, hue)
+            rgb = render_frame(spec, index)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode())
     return buffer.getvalue()
+
+
+def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
+    """Frame ``index`` of the video (RGB, height × width × 3), as render_mp4 encodes it."""
+    hue = int(hashlib.sha256(spec.prompt.encode()).hexdigest()[:4], 16) % 180  # the prompt tints the scene
+    return _SCENES[spec.mode](spec, index / spec.fps, hue)
 
 
 def _tint(hue: int, saturation: int, value: int) -> tuple[int, int, int]:

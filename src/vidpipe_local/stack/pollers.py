@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from vidpipe_local.stack.lambdas import InProcessLambdas
+from vidpipe_local.stack.lambdas import InProcessLambdas, Throttled
 from vidpipe_local.stack.template import REGION
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ class SqsPollers:
         if not messages:
             return 0
         event = {"Records": [to_lambda_record(m, mapping.queue_arn) for m in messages]}
-        result, errored = self.lambdas.invoke(mapping.function_name, event)
+        try:
+            result, errored = self.lambdas.invoke(mapping.function_name, event)
+        except Throttled as exc:  # the mapping backs off; the batch comes back like a failed one
+            result, errored = {"errorType": "TooManyRequestsException", "errorMessage": str(exc)}, True
         if errored:
             # The messages come back (and reach the DLQ after maxReceiveCount); say why.
             log.warning("%s failed its whole batch: %s: %s", mapping.function_name,

@@ -183,8 +183,10 @@ class ResourceBuilder:
                 logical_id=logical_id, function_name=name,
                 code_dir=(self.root / props["CodeUri"]).resolve(),
                 handler=props.get("Handler", globals_fn.get("Handler", "app.handler")),
-                memory_mb=int(props.get("MemorySize", globals_fn.get("MemorySize", 512))),
-                timeout_s=int(props.get("Timeout", globals_fn.get("Timeout", 60))),
+                memory_mb=int(self.resolver.resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128)))),
+                timeout_s=int(self.resolver.resolve(props.get("Timeout", globals_fn.get("Timeout", 3)))),
+                reserved_concurrency=_optional_int(self.resolver.resolve(
+                    props.get("ReservedConcurrentExecutions", globals_fn.get("ReservedConcurrentExecutions")))),
             )
             self.c["lambda"].create_function(
                 FunctionName=name, Runtime=props.get("Runtime", globals_fn.get("Runtime", "python3.12")),
@@ -212,6 +214,10 @@ class ResourceBuilder:
                 name=self.resolver.attrs[(logical_id, "Name")], definition=json.dumps(asl),
                 roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{LOCAL_ROLE}", type=props.get("Type", "STANDARD"),
             )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _queue_by_arn(resolver: Resolver, arn: str) -> str:

@@ -27,9 +27,11 @@ import boto3
 
 from vidpipe_local.clock import Clock, ScaledClock
 from vidpipe_local.stack.dynamodb_atomic import AtomicDynamoDB
-from vidpipe_local.stack.lambdas import InProcessLambdas
+from vidpipe_local.stack.lambdas import ACCOUNT_CONCURRENCY, InProcessLambdas
 from vidpipe_local.stack.pollers import SqsPollers
 from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
+from vidpipe_local.stack.sfn_limits import StepFunctionsLimits
+from vidpipe_local.stack.stop_execution import AbortOnStop
 from vidpipe_local.stack.template import REGION, Resolver, load_template
 from vidpipe_local.stack.waits import ClockedWaits
 
@@ -101,10 +103,12 @@ class LocalStack:
         parameter_overrides: dict[str, Any] | None = None,
         emulator_options: dict[str, Any] | None = None,
         server_port: int | None = None,
+        server_host: str = "127.0.0.1",  # where the AWS endpoint listens (docker: the bridge address)
         background_pollers: bool = False,
         quiet: bool = True,
         with_emulator: bool = True,
         provider_keys: dict[str, str] | None = None,
+        account_concurrency: int = ACCOUNT_CONCURRENCY,
     ):
         self.root = Path(root)
         self.stack_name = stack_name
@@ -112,13 +116,16 @@ class LocalStack:
         self.parameter_overrides = parameter_overrides or {}
         self.emulator_options = emulator_options or {}
         self.server_port = server_port
+        self.server_host = server_host
         self.background_pollers = background_pollers
         self.quiet = quiet
         self.with_emulator = with_emulator
         self.provider_keys = provider_keys or {}
-        self.lambdas = InProcessLambdas()
-        self.waits = ClockedWaits(self.clock)
+        self.lambdas = InProcessLambdas(self.clock, account_concurrency)
+        self.sfn_limits = StepFunctionsLimits(self.clock)
+        self.waits = ClockedWaits(self.clock, self.sfn_limits.execution_remaining)
         self.atomic_dynamodb = AtomicDynamoDB()
+        self.abort_on_stop = AbortOnStop()
         self._saved_env: dict[str, str | None] = {}
         self._mock = None
         self._server = None
@@ -151,16 +158,20 @@ class LocalStack:
             resolver = Resolver(stack_name=self.stack_name, parameters=params)
             self.built = ResourceBuilder(template, resolver, self.root, self.clients, self.lambdas).build(secret)
             self._set_env(self._function_environment())
+            emulated = self.emulator is not None and params.get("ChatBaseUrl") == self.emulator.chat_base_url
+            self._set_env({"CHAT_EMULATED": "true" if emulated else "false"})  # Settings.chat_emulated
             self.lambdas.patch()
             self.waits.patch()
+            self.sfn_limits.patch()
             self.atomic_dynamodb.patch()
+            self.abort_on_stop.patch()
             self._use_clock_in_handlers()
             self.pollers = SqsPollers(self.clients["sqs"], self.lambdas, self.built.sqs_mappings)
             if self.server_port is not None:
                 from moto.server import ThreadedMotoServer
 
                 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
-                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.server_port, verbose=False)
+                self._server = ThreadedMotoServer(ip_address=self.server_host, port=self.server_port, verbose=False)
                 self._server.start()
             if self.background_pollers:
                 self.pollers.start()
@@ -179,7 +190,9 @@ class LocalStack:
             self._server = None
         self.lambdas.unpatch()
         self.waits.unpatch()
+        self.sfn_limits.unpatch()
         self.atomic_dynamodb.unpatch()
+        self.abort_on_stop.unpatch()
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
@@ -251,7 +264,9 @@ class LocalStack:
         import vidpipe.runtime
         from vidpipe.observability import logger
 
-        vidpipe.clock.use(self.clock.now, self.clock.sleep)
+        # A handler's sleep counts against its invocation's timeout (lambdas.py).
+        vidpipe.clock.use(self.clock.now, self.lambdas.sleep_for_handlers(self.clock.sleep),
+                          real_time_scale=self.clock.real_time_scale)
         vidpipe.runtime.reset()
         logger.setLevel("WARNING" if self.quiet else "INFO")
 
@@ -298,7 +313,7 @@ class LocalStack:
 
     def endpoints(self) -> StackEndpoints:
         return StackEndpoints(
-            aws_endpoint_url=f"http://127.0.0.1:{self.server_port}" if self.server_port else "",
+            aws_endpoint_url=f"http://{self.server_host}:{self.server_port}" if self.server_port else "",
             emulator_url=self.emulator.url if self.emulator else "", stack_name=self.stack_name, bucket=self.bucket, table=self.table,
             jobs_queue_url=self.jobs_queue_url, analysis_state_machine_arn=self.analysis_arn,
             generation_state_machine_arn=self.generation_arn,

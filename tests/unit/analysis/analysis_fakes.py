@@ -12,7 +12,7 @@ import cv2
 import httpx
 import numpy as np
 
-from vidpipe.accounting import ProviderCall
+from vidpipe.accounting import ProviderCall, reservation_id_for
 from vidpipe.analysis import keys
 from vidpipe.analysis.models import AnalyzedFrame, ChunkResult, FrameRef, Manifest, Segment
 from vidpipe.analysis.objects import put_json
@@ -24,11 +24,14 @@ BUCKET = "media-test"
 
 
 class FakeAccounting:
-    """Records like the DynamoDB ledger: one entry per (job, step, call_key)."""
+    """Keeps the ledger like the DynamoDB one: one entry per (job, call_key), a confirmed
+    entry replacing an unconfirmed one; intents until their outcome; settle records the
+    leftover intents at their estimate."""
 
     def __init__(self):
         self.reservations: list[tuple[str, Decimal, str, Decimal | None]] = []
-        self.ledger: dict[tuple[str, str, str], ProviderCall] = {}
+        self.ledger: dict[tuple[str, str], ProviderCall] = {}
+        self.intents: dict[tuple[str, str], ProviderCall] = {}
         self.acquired: list[tuple[str, int]] = []
         self.settled: list[tuple[str, str | None]] = []
 
@@ -36,14 +39,27 @@ class FakeAccounting:
         if job_limit_usd is not None and amount_usd > job_limit_usd:
             raise BudgetExceeded(f"job: estimate {amount_usd} over the job limit {job_limit_usd}")
         self.reservations.append((job_id, amount_usd, model, job_limit_usd))
-        return f"res-{len(self.reservations)}"
+        return reservation_id_for(job_id)
 
     def record_call(self, call):
-        self.ledger.setdefault((call.job_id, call.step, call.call_key), call)
+        key = (call.job_id, call.call_key)
+        self.intents.pop(key, None)
+        known = self.ledger.get(key)
+        if known is None or (call.confirmed and not known.confirmed):
+            self.ledger[key] = call
         return Decimal("0.001")
+
+    def begin_call(self, estimate):
+        self.intents.setdefault((estimate.job_id, estimate.call_key), estimate)
+
+    def abandon_call(self, job_id, call_key):
+        self.intents.pop((job_id, call_key), None)
 
     def settle(self, job_id, reservation_id):
         self.settled.append((job_id, reservation_id))
+        for key, intent in list(self.intents.items()):
+            if key[0] == job_id:
+                self.record_call(intent)
         calls = [c for c in self.ledger.values() if c.job_id == job_id]
         return {"key": f"JOB#{job_id}", "calls": len(calls), "cost_usd": Decimal("0.001") * len(calls),
                 "input_tokens": sum(c.input_tokens for c in calls),
@@ -55,6 +71,28 @@ class FakeAccounting:
     def acquire(self, provider, tokens=0):
         self.acquired.append((provider, tokens))
 
+    def sweep(self, intents_older_than_s):
+        return {"intents": 0, "reservations": 0}
+
+    def entries(self, job_id: str = "job-1") -> list[ProviderCall]:
+        return [call for (job, _), call in self.ledger.items() if job == job_id]
+
+
+class RecordingMeter:
+    """A CallMeter that writes down what it heard, in order."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def before(self, call_key):
+        self.events.append(("before", call_key))
+
+    def billed(self, call_key, result):
+        self.events.append(("billed", call_key, result))
+
+    def not_billed(self, call_key):
+        self.events.append(("not_billed", call_key))
+
 
 def completion(content: str, prompt_tokens: int = 100, completion_tokens: int = 20, status: int = 200,
                request_id: str = "chatcmpl-1", headers: dict | None = None) -> httpx.Response:
@@ -65,21 +103,27 @@ def completion(content: str, prompt_tokens: int = 100, completion_tokens: int = 
 
 
 class ScriptedGateway:
-    """Answers each request with the next scripted reply (a Response, or a
-    callable taking the request JSON); remembers every request it got."""
+    """Answers each request with the next scripted reply (a Response, an exception
+    to raise, or a callable taking the request JSON); remembers every request it got."""
 
-    def __init__(self, *replies: httpx.Response | Callable[[dict], httpx.Response]):
+    def __init__(self, *replies: httpx.Response | Exception | Callable[[dict], httpx.Response]):
         self.replies = list(replies)
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        if isinstance(reply, Exception):
+            raise reply
         return reply(json.loads(request.content)) if callable(reply) else reply
 
     @property
     def bodies(self) -> list[dict]:
         return [json.loads(r.content) for r in self.requests]
+
+    @property
+    def client_request_ids(self) -> list[str]:
+        return [r.headers["x-client-request-id"] for r in self.requests]
 
 
 def describe_every_image(body: dict) -> httpx.Response:

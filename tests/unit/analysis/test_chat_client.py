@@ -2,11 +2,12 @@ import json
 
 import httpx
 import pytest
-from analysis_fakes import ScriptedGateway, SleepRecorder, chat_with, completion, data_url_bytes, jpeg
+from analysis_fakes import RecordingMeter, ScriptedGateway, SleepRecorder, chat_with, completion, data_url_bytes, jpeg
 from pydantic import BaseModel, ConfigDict
 
 from vidpipe.errors import ProviderError, ProviderRetryable
 from vidpipe.providers.chat import image_part, json_schema_format, strict_schema, text_part
+from vidpipe.providers.http import RetryPolicy
 
 
 class Inner(BaseModel):
@@ -99,17 +100,63 @@ def test_given_a_rate_limit_hook_when_completing_then_it_runs_before_every_http_
     assert attempts == [0, 1]
 
 
-def test_given_malformed_json_then_valid_when_asking_structured_then_it_asks_again_and_reports_both_answers():
-    seen = []
-    gateway = ScriptedGateway(completion("{not json", request_id="bad"),
+def test_given_invalid_json_then_valid_when_asking_structured_then_both_answers_are_metered_with_their_usage():
+    meter = RecordingMeter()
+    gateway = ScriptedGateway(completion("{not json", prompt_tokens=70, request_id="bad"),
                               completion('{"value": 3, "items": [{"name": "a"}]}', request_id="good"))
 
-    answer, result = chat_with(gateway).complete_structured("m", [], Answer, name="answer",
-                                                            on_result=lambda r, ok: seen.append((r.request_id, ok)))
+    answer, result = chat_with(gateway).complete_structured("m", [], Answer, name="answer", meter=meter)
 
     assert answer == Answer(value=3, items=[Inner(name="a")])
     assert result.request_id == "good"
-    assert seen == [("bad", False), ("good", True)]
+    billed = [event for event in meter.events if event[0] == "billed"]
+    assert [(key, r.request_id, r.usage.input_tokens) for _, key, r in billed] == [
+        (gateway.client_request_ids[0], "bad", 70), (gateway.client_request_ids[1], "good", 100)]
+
+
+def test_given_every_kind_of_attempt_when_completing_then_each_gets_its_own_request_id_and_its_outcome():
+    meter = RecordingMeter()
+    gateway = ScriptedGateway(httpx.Response(503, json={}), httpx.ConnectError("refused"),
+                              httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("peer closed"),
+                              completion("ok", request_id="resp-5"))
+    chat = chat_with(gateway, policy=RetryPolicy(max_attempts=5, base_delay_s=0.1))
+
+    result = chat.complete("m", [{"role": "user", "content": "hi"}], meter=meter)
+
+    ids = gateway.client_request_ids
+    assert len(set(ids)) == 5 and result.call_key == ids[4]
+    assert [e[:2] for e in meter.events] == [
+        ("before", ids[0]), ("not_billed", ids[0]),  # an HTTP error: nothing generated
+        ("before", ids[1]), ("not_billed", ids[1]),  # never connected
+        ("before", ids[2]), ("billed", ids[2]),  # sent, answer lost: may have been billed
+        ("before", ids[3]), ("billed", ids[3]),
+        ("before", ids[4]), ("billed", ids[4]),
+    ]
+    assert [e[2] is None for e in meter.events if e[0] == "billed"] == [True, True, False]
+    assert meter.events[-1][2].request_id == "resp-5"
+
+
+@pytest.mark.parametrize("body", [b'{"choices": [{"message": {"content": "cut sho', b"<html>gateway hiccup</html>",
+                                  b'{"choices": []}', b"[1, 2]"])
+def test_given_a_2xx_body_that_is_not_a_completion_when_completing_then_it_is_billed_at_the_estimate(body):
+    meter = RecordingMeter()
+    gateway = ScriptedGateway(httpx.Response(200, content=body))
+
+    with pytest.raises(ProviderError) as raised:
+        chat_with(gateway).complete("m", [{"role": "user", "content": "hi"}], meter=meter)
+
+    assert raised.value.details["malformed"]
+    assert meter.events == [("before", gateway.client_request_ids[0]), ("billed", gateway.client_request_ids[0], None)]
+
+
+def test_given_a_completion_without_usage_when_completing_then_the_answer_is_used_and_billed_at_the_estimate():
+    meter = RecordingMeter()
+    gateway = ScriptedGateway(httpx.Response(200, json={"id": "r", "choices": [{"message": {"content": "ok"}}]}))
+
+    result = chat_with(gateway).complete("m", [{"role": "user", "content": "hi"}], meter=meter)
+
+    assert result.content == "ok" and not result.usage_reported
+    assert meter.events[-1] == ("billed", gateway.client_request_ids[0], None)
 
 
 def test_given_always_malformed_answers_when_asking_structured_then_it_stops_after_the_bound_with_provider_error():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from analysis_fakes import BUCKET
 
-from vidpipe.analysis.extract import extract_segment
+from vidpipe.analysis.extract import extract_segment, select_frames
 from vidpipe.analysis.models import ExtractEvent, ExtractSpec, Manifest, Segment
 from vidpipe_local import samples
 
@@ -122,3 +122,74 @@ def test_given_keyframes_closer_than_the_planned_fps_when_extracted_then_they_ar
     assert len(times) < manifest.frames_sampled
     for before, after in zip(manifest.frames, manifest.frames[1:]):
         assert after.timestamp_s - before.timestamp_s >= 4.0 - 1e-3 or after.shot != before.shot
+
+
+# ---------------------------------------------------------------- ranged, version-pinned reads
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """60 s, 320x180, six 10 s shots, a keyframe every second; the index (moov) at the end."""
+    path = tmp_path_factory.mktemp("ranged") / "long.mp4"
+    shots = [samples.ShotSpec(duration_s=10.0, seed=70 + i) for i in range(6)]
+    return samples.make_video(path, shots, fps=15, gop_size=15), path
+
+
+def probe_then_extract(s3, segments: list[Segment], extract_spec: ExtractSpec, overwrite_with=None):
+    """What the state machine does: ProbeVideo, then ExtractFrames per segment with what the probe found."""
+    from vidpipe.analysis.models import ProbeEvent
+    from vidpipe.analysis.probe import probe_upload
+    from vidpipe.config import Settings
+
+    video = probe_upload(ProbeEvent(job_id=JOB, bucket=BUCKET, key=KEY), s3, Settings())
+    if overwrite_with is not None:
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=overwrite_with)
+    results = [extract_segment(ExtractEvent(job_id=JOB, bucket=BUCKET, key=KEY, segment=segment,
+                                            extract=extract_spec, video=video), s3, BUCKET)
+               for segment in segments]
+    manifests = [Manifest.model_validate_json(s3.get_object(Bucket=BUCKET, Key=r.manifest_key)["Body"].read())
+                 for r in results]
+    return video, results, manifests
+
+
+def test_given_a_video_in_six_segments_when_probed_and_extracted_then_the_upload_is_read_at_most_twice_over(
+        s3, long_clip):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    truth, path = long_clip
+    s3.upload_file(str(path), BUCKET, KEY)
+    size = path.stat().st_size
+    segments = [Segment(index=i, start_s=10.0 * i, end_s=10.0 * (i + 1), max_frames=50) for i in range(6)]
+
+    video, results, manifests = probe_then_extract(s3, segments, spec("scene"))
+
+    reads = [video.read] + [r.read for r in results]
+    assert sum(r.bytes_read for r in reads) <= 2 * size
+    assert video.read.bytes_read < size / 10  # header, index and first frame only
+    # A 10 s segment of 60 s: its own bytes, up to 3 s read before it (pre-roll from a keyframe) and after
+    # it (an open transition), the header and the index; never the whole upload.
+    assert all(r.bytes_read < 0.4 * size for r in reads[1:])
+    assert all(r.get_requests >= 1 for r in reads) and all(r.head_requests == 0 for r in reads[1:])
+    # Ranged reads decode exactly what a local copy decodes.
+    local = [[(f.sampled.t_s, f.sampled.shot_index) for f in select_frames(path, seg, spec("scene")).frames]
+             for seg in segments]
+    assert [[(f.timestamp_s, f.shot) for f in m.frames] for m in manifests] == local
+    assert [c for m in manifests for c in m.cuts] == pytest.approx(truth.hard_cuts_s, abs=0.1)
+
+
+def test_given_the_upload_overwritten_after_the_probe_when_segments_are_extracted_then_the_probed_version_is_read(
+        s3, clip, tmp_path):
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    _, first_path = clip  # 12 s, cuts at 3, 6 (fade) and 9 s
+    s3.upload_file(str(first_path), BUCKET, KEY)
+    other = samples.make_video(tmp_path / "other.mp4", [samples.ShotSpec(duration_s=2.0, seed=3)], size=(640, 360))
+    segments = [Segment(index=0, start_s=0.0, end_s=6.5, max_frames=50),
+                Segment(index=1, start_s=6.5, end_s=12.0, max_frames=50)]
+
+    video, results, manifests = probe_then_extract(s3, segments, spec("scene"),
+                                                   overwrite_with=open(other.path, "rb").read())
+
+    latest = s3.head_object(Bucket=BUCKET, Key=KEY)
+    assert latest["VersionId"] != video.version_id and latest["ContentLength"] != video.size_bytes
+    assert len([c for m in manifests for c in m.cuts]) == 3  # the 12 s clip's cuts, not the 2 s one's
+    assert manifests[1].frames and manifests[1].frames[-1].timestamp_s > 9.0
+    assert all(r.read.head_requests == 0 for r in results)  # version and size came from the probe

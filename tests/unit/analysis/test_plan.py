@@ -1,13 +1,21 @@
 import math
 from decimal import Decimal
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from vidpipe.accounting import reservation_id_for
+from vidpipe.accounting import reservation_id_for
+from vidpipe.analysis.analyze import OUTPUT_TOKENS_PER_FRAME
 from vidpipe.analysis.models import AnalysisOptions, VideoInfo
 from vidpipe.analysis.plan import estimate, plan_analysis, split_segments
 from vidpipe.analysis.summarize import REDUCE_OUTPUT_TOKENS, SCENE_LINE_TOKENS, reduce_cost
 from vidpipe.config import Settings
 from vidpipe.errors import BudgetExceeded
+from vidpipe.jobs import from_item
+from vidpipe.providers.image_tokens import family_of, image_tokens
+from vidpipe.spend.accounting import DynamoAccounting
 from vidpipe.spend.prices import PriceTable
 
 
@@ -49,8 +57,9 @@ def test_given_the_same_plan_when_estimating_for_two_families_then_they_differ_b
     assert gemini.frames == openai.frames == 45
     assert gemini.requests == math.ceil(30 / 8) + math.ceil(15 / 8) + 1  # chunks + one reduce call
     assert gemini.input_tokens - openai.input_tokens == 45 * (258 - 85)
-    assert price.calls[0] == ("gemini-2.5-flash", gemini.input_tokens, gemini.output_tokens)
-    assert gemini.cost_usd == price(*price.calls[0])
+    # RecordingPrice charges $1 per 1000 input and $1 per 100 output tokens: each at its own rate.
+    assert gemini.cost_usd == Decimal(gemini.input_tokens) / 1000 + Decimal(gemini.output_tokens) / 100
+    assert [call[0] for call in price.calls] == ["gemini-2.5-flash", "gpt-4.1"]
 
 
 def test_given_more_scenes_than_one_reduce_call_takes_when_estimating_then_the_reduce_tree_is_counted():
@@ -83,18 +92,49 @@ def test_given_options_when_planning_then_they_override_the_settings_and_the_est
 
     assert (plan.extract.strategy, plan.extract.fps, plan.extract.frames_per_chunk) == ("uniform", 2.0, 4)
     assert plan.segments[0].max_frames == 120
-    assert plan.reservation_id == "res-1"
+    assert plan.reservation_id == reservation_id_for("job-1")  # the job's one reservation (money design §1)
     assert accounting.reservations == [("job-1", plan.estimate.cost_usd, "gemini-2.5-flash", Decimal("5"))]
-    expected = table.chat_cost("gemini-2.5-flash", plan.estimate.input_tokens, plan.estimate.output_tokens)
-    assert plan.estimate.cost_usd == expected > 0
 
 
-def test_given_a_job_limit_below_the_estimate_when_planning_then_budget_exceeded_and_nothing_reserved(accounting):
-    with pytest.raises(BudgetExceeded):
-        plan_analysis("job-1", video(), AnalysisOptions(budget_usd=Decimal("0.0001")), Settings(), accounting,
-                      PriceTable.packaged().chat_cost)
+def test_given_a_plan_when_estimated_then_it_covers_every_planned_frame_at_its_image_size_and_output(accounting):
+    settings = Settings(default_fps=1.0, frames_per_chunk=8)
+    table = PriceTable.packaged()
 
-    assert accounting.reservations == []
+    plan = plan_analysis("job-1", video(60.0), AnalysisOptions(model="gpt-4.1"), settings, accounting,
+                         table.chat_cost)
+
+    # The least the 60 frames can cost: their image tokens at the planned size, and their answers.
+    frames = sum(s.max_frames for s in plan.segments)
+    tokens = image_tokens(family_of("gpt-4.1"), plan.extract.frame_width, plan.extract.frame_height,
+                          plan.analyze.detail)
+    floor = table.chat_cost("gpt-4.1", frames * tokens, frames * OUTPUT_TOKENS_PER_FRAME)
+    assert frames == 60 and plan.estimate.frames == frames
+    assert plan.estimate.cost_usd > floor > 0  # strictly: labels, prompts and the reduce call come on top
+
+
+def test_given_a_job_limit_below_the_estimate_when_planning_then_budget_exceeded_and_nothing_reserved():
+    # The real DynamoDB budgets decide, not a fake: the job's budget_usd must reach them as its limit.
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(TableName="jobs", BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                    {"AttributeName": "sk", "KeyType": "RANGE"}],
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                               {"AttributeName": "sk", "AttributeType": "S"}])
+        settings = Settings(table_name="jobs")
+        accounting = DynamoAccounting.from_settings(settings, client=ddb)
+
+        with pytest.raises(BudgetExceeded, match="job"):
+            plan_analysis("job-1", video(), AnalysisOptions(budget_usd=Decimal("0.0001")), settings, accounting,
+                          PriceTable.packaged().chat_cost)
+        items = [from_item(item) for item in ddb.scan(TableName="jobs")["Items"]]
+
+        plan = plan_analysis("job-2", video(), AnalysisOptions(budget_usd=Decimal("5")), settings, accounting,
+                             PriceTable.packaged().chat_cost)
+        held = [from_item(item) for item in ddb.scan(TableName="jobs")["Items"]]
+
+    assert not any(item.get("reserved") for item in items) and not any("reservation_id" in i for i in items)
+    assert any(item.get("reservation_id") == plan.reservation_id for item in held)  # the check could see one
 
 
 def test_given_a_plan_when_serialised_for_the_state_machine_then_it_stays_small(accounting):

@@ -88,7 +88,8 @@ def test_given_a_summary_when_the_report_is_written_then_spend_is_the_settled_le
     result, _ = run(s3, accounting, two_segments)
 
     report = json.loads(read(s3, result.report_key))
-    assert accounting.settled == [(JOB, "res-9")]
+    # Leftover intents recorded, the reservation left to FinalizeJob (SummarizeReport may not settle).
+    assert accounting.settled == [(JOB, None)]
     (reduce_call,) = accounting.ledger.values()
     assert report["spend"]["calls"] == 1
     assert report["spend"]["input_tokens"] == reduce_call.input_tokens

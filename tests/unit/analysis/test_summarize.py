@@ -1,7 +1,17 @@
-from analysis_fakes import FakeAccounting, ScriptedGateway, analyzed, chat_with, summary_reply
+import httpx
+from analysis_fakes import ScriptedGateway, analyzed, chat_with, summary_reply
 
 from vidpipe.analysis.models import AnalyzeSpec, FrameRef, Manifest, Segment
-from vidpipe.analysis.summarize import REDUCE_BATCH, Reducer, build_scenes, clock, scene_bounds, scene_line
+from vidpipe.analysis.summarize import (
+    REDUCE_BATCH,
+    REDUCE_OUTPUT_TOKENS,
+    Reducer,
+    build_scenes,
+    clock,
+    scene_bounds,
+    scene_line,
+)
+from vidpipe.providers.image_tokens import text_tokens
 
 SPEC = AnalyzeSpec(model="gemini-2.5-flash", provider="gemini", detail="high")
 
@@ -80,7 +90,9 @@ def test_given_few_scenes_when_reducing_then_one_call_over_all_scene_lines(accou
     assert answer.summary == "A short video." and answer.tags == ["demo"]
     prompt = gateway.bodies[0]["messages"][0]["content"][0]["text"]
     assert prompt.endswith("Scene 1: a\nScene 2: b")
-    assert [k[2] for k in accounting.ledger] == ["reduce-0-0"]
+    assert [key for _, key in accounting.ledger] == gateway.client_request_ids
+    [call] = accounting.ledger.values()
+    assert call.step == "summarize" and call.confirmed and call.expected_prompt_tokens == text_tokens(prompt)
 
 
 def test_given_many_scenes_when_reducing_then_groups_are_reduced_then_their_summaries(accounting):
@@ -89,18 +101,28 @@ def test_given_many_scenes_when_reducing_then_groups_are_reduced_then_their_summ
 
     Reducer("j", SPEC, chat_with(gateway), accounting).reduce(lines)
 
-    assert [k[2] for k in accounting.ledger] == ["reduce-0-0", "reduce-0-1", "reduce-0-2", "reduce-1-0"]
+    assert len(gateway.requests) == 4  # three groups, then their summaries
+    assert [key for _, key in accounting.ledger] == gateway.client_request_ids
     final_prompt = gateway.bodies[-1]["messages"][0]["content"][0]["text"]
     assert final_prompt.count("Part ") == 3 and "Scene 1:" not in final_prompt
     assert all(call.step == "summarize" for call in accounting.ledger.values())
 
 
-def test_given_the_same_reduce_run_twice_when_recording_then_the_ledger_keys_are_the_same():
-    first, second = FakeAccounting(), FakeAccounting()
+def test_given_a_reduce_run_again_when_recording_then_the_second_runs_calls_are_entries_of_their_own(accounting):
+    gateway = ScriptedGateway(summary_reply)
     lines = [f"Scene {i}: s{i}" for i in range(REDUCE_BATCH + 5)]
 
-    for accounting in (first, second):
-        Reducer("j", SPEC, chat_with(ScriptedGateway(summary_reply)), accounting).reduce(lines)
+    for _ in range(2):  # a retried Summarize step pays for its calls again
+        Reducer("j", SPEC, chat_with(gateway), accounting).reduce(lines)
 
-    assert list(first.ledger) == list(second.ledger)
+    assert len(gateway.requests) == 6 and len(accounting.ledger) == 6
 
+
+def test_given_a_summary_answer_that_never_arrives_when_reducing_then_it_is_recorded_at_the_estimate(accounting):
+    gateway = ScriptedGateway(httpx.ReadTimeout("slow"), summary_reply)
+
+    Reducer("j", SPEC, chat_with(gateway), accounting).reduce(["Scene 1: a"])
+
+    lost = accounting.ledger[("j", gateway.client_request_ids[0])]
+    assert (lost.confirmed, lost.output_tokens) == (False, REDUCE_OUTPUT_TOKENS)
+    assert lost.input_tokens == text_tokens(gateway.bodies[0]["messages"][0]["content"][0]["text"])

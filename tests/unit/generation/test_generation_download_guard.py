@@ -1,3 +1,7 @@
+import http.server
+import threading
+import time
+
 import httpx
 import pytest
 
@@ -30,6 +34,16 @@ def resolver(host: str, port: int) -> list[str]:
     ("https://0.0.0.0/v.mp4", "unspecified"),
     ("https://[::ffff:127.0.0.1]/v.mp4", "loopback"),
     ("https://[64:ff9b::a9fe:a9fe]/v.mp4", "instance metadata service"),
+    # IPv6 transition forms that carry an IPv4 address the traffic ends up at
+    ("https://[2002:a9fe:a9fe::1]/v.mp4", r"instance metadata service \(169.254.169.254 embedded as 6to4\)"),
+    ("https://[2002:7f00:1::1]/v.mp4", r"loopback address \(127.0.0.1 embedded as 6to4\)"),
+    ("https://[2002:a00:1::]/v.mp4", r"private address \(10.0.0.1 embedded as 6to4\)"),
+    ("https://[2001:0:4136:e378:8000:63bf:5601:5601]/v.mp4",
+     r"instance metadata service \(169.254.169.254 embedded as Teredo\)"),
+    ("https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/v.mp4", r"private address \(10.0.0.1 embedded as Teredo\)"),
+    ("https://[::a9fe:a9fe]/v.mp4", r"instance metadata service \(169.254.169.254 embedded as IPv4-compatible\)"),
+    ("https://[64:ff9b::a00:1]/v.mp4", r"private address \(10.0.0.1 embedded as NAT64\)"),
+    ("https://[::ffff:a9fe:a9fe]/v.mp4", r"instance metadata service \(169.254.169.254 embedded as IPv4-mapped\)"),
     ("https://rebind.example.com/v.mp4", "10.0.0.7 is a private address"),
     ("https://inside.example.com/v.mp4", "instance metadata service"),
 ])
@@ -48,6 +62,11 @@ def test_given_https_required_when_another_scheme_is_used_then_it_is_refused(url
 def test_given_public_hosts_when_checked_then_they_pass_with_the_address_to_connect_to():
     assert check_target("https://cdn.example.com/v.mp4", DEPLOYED, resolver).address == "93.184.216.34"
     assert check_target("https://v6.example.com/v.mp4", DEPLOYED, resolver).address == "2606:4700::6810:85e5"
+
+
+@pytest.mark.parametrize("address", ["2002:5db8:d822::1", "::ffff:5db8:d822", "64:ff9b::5db8:d822"])
+def test_given_a_transition_form_of_a_public_ipv4_when_checked_then_it_passes(address):
+    assert check_target(f"https://[{address}]/v.mp4", DEPLOYED, resolver).address == address
 
 
 def test_given_the_local_profile_when_the_emulator_is_on_127_0_0_1_then_it_is_allowed_over_http():
@@ -138,3 +157,128 @@ def test_given_an_error_status_when_downloading_then_it_is_classified(status, er
     server = Server({("cdn.example.com", "/v.mp4"): lambda: httpx.Response(status, text="no")})
     with pytest.raises(error, match=f"HTTP {status}"):
         download("https://cdn.example.com/v.mp4", server)
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class Body(httpx.SyncByteStream):
+    """A response body of ``chunks`` pieces, each arriving ``every_s`` seconds (on the fake clock)."""
+
+    def __init__(self, clock: FakeClock, chunks: int, size: int, every_s: float):
+        self.clock, self.chunks, self.size, self.every_s = clock, chunks, size, every_s
+        self.sent = 0
+
+    def __iter__(self):
+        for _ in range(self.chunks):
+            self.clock.t += self.every_s
+            self.sent += 1
+            yield b"x" * self.size
+
+
+def paced_download(body: Body, clock: FakeClock, policy: DownloadPolicy) -> bytes:
+    server = Server({("cdn.example.com", "/v.mp4"): lambda: httpx.Response(200, stream=body)})
+    with guarded_stream("https://cdn.example.com/v.mp4", policy, client=server.client(), resolver=resolver,
+                        now=clock.now) as response:
+        return b"".join(response.iter_bytes())
+
+
+def test_given_a_body_trickling_a_byte_a_second_when_downloading_then_it_stops_after_the_grace_period():
+    clock = FakeClock()
+    body = Body(clock, chunks=100_000, size=1, every_s=1.0)
+    policy = DownloadPolicy(min_bytes_per_s=1024, min_rate_grace_s=10, deadline_s=3600)
+
+    with pytest.raises(ProviderRetryable, match=r"^download from cdn.example.com too slow: 11 bytes in 11.0 s "
+                                                r"\(minimum 1024 B/s after 10 s\)$"):
+        paced_download(body, clock, policy)
+    assert body.sent == 11  # not the hour the deadline alone would allow
+
+
+def test_given_a_steady_body_longer_than_the_deadline_when_downloading_then_it_stops_at_the_deadline():
+    clock = FakeClock()
+    body = Body(clock, chunks=1000, size=64 * 1024, every_s=1.0)  # 64 KiB/s: above the minimum rate
+    policy = DownloadPolicy(min_bytes_per_s=1024, min_rate_grace_s=10, deadline_s=60)
+
+    with pytest.raises(ProviderRetryable, match=r"exceeded its 60 s deadline \(3997696 bytes of the body received\)"):
+        paced_download(body, clock, policy)
+    assert body.sent == 61
+
+
+def test_given_a_healthy_body_when_downloading_then_every_byte_arrives():
+    clock = FakeClock()
+    body = Body(clock, chunks=20, size=256 * 1024, every_s=0.5)  # 512 KiB/s for 10 s
+    policy = DownloadPolicy(min_bytes_per_s=64 * 1024, min_rate_grace_s=1, deadline_s=60)
+
+    assert len(paced_download(body, clock, policy)) == 20 * 256 * 1024
+
+
+def test_given_redirect_hops_that_used_up_the_deadline_when_the_next_hop_comes_then_it_is_not_requested():
+    clock = FakeClock()
+
+    def slow_redirect():
+        clock.t += 90
+        return httpx.Response(302, headers={"location": "https://cdn.example.com/next.mp4"})
+
+    server = Server({("cdn.example.com", "/v.mp4"): slow_redirect,
+                     ("cdn.example.com", "/next.mp4"): lambda: httpx.Response(200, content=b"mp4")})
+    with pytest.raises(ProviderRetryable, match="exceeded its 60 s deadline"):
+        with guarded_stream("https://cdn.example.com/v.mp4", DownloadPolicy(deadline_s=60), client=server.client(),
+                            resolver=resolver, now=clock.now):
+            pass
+    assert len(server.sent) == 1
+
+
+def test_given_download_settings_when_the_policy_is_built_then_it_carries_them():
+    from vidpipe.config import Settings
+
+    policy = DownloadPolicy.from_settings(Settings(download_deadline_s=90, download_min_bytes_per_s=2048,
+                                                   download_min_rate_grace_s=5))
+    assert (policy.deadline_s, policy.min_bytes_per_s, policy.min_rate_grace_s) == (90, 2048, 5)
+
+
+class TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Sends headers for a large body, then one byte every 10 ms until the client goes away."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        try:
+            for _ in range(1000):  # 10 s at most, whatever the client does
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up on us: that is the point of the test
+
+    def log_message(self, *args):
+        return
+
+
+@pytest.fixture
+def trickle_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TrickleHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v.mp4"
+    server.shutdown()
+    server.server_close()
+
+
+def test_given_a_real_server_trickling_bytes_when_downloading_then_the_read_ends_on_the_minimum_rate(trickle_server):
+    policy = DownloadPolicy(allow_hosts=frozenset({"127.0.0.1"}), require_https=False,
+                            min_bytes_per_s=10_000, min_rate_grace_s=0.2, deadline_s=5)
+    started = time.monotonic()
+
+    with pytest.raises(ProviderRetryable, match="too slow"):
+        with guarded_stream(trickle_server, policy, timeout_s=5) as response:
+            for _ in response.iter_bytes():
+                pass
+
+    assert time.monotonic() - started < 2  # per-read timeouts alone would have let it run 10 s

@@ -9,16 +9,20 @@ from vidpipe.generation.enhance import enhance_prompt
 from vidpipe.generation.physics import PhysicsSuggestion, clamp_suggestion
 from vidpipe.providers.chat import ChatClient
 from vidpipe.providers.http import RetryPolicy
+from vidpipe.providers.image_tokens import text_tokens
 
 MODEL = "gemini-2.5-flash"
 SCENE = {"initial_state": "a marble rests at the table edge", "forces": ["gravity"], "materials": ["glass"],
          "temporal_changes": ["falls, bounces twice"]}
 
 
-def chat_answering(content: str | None, status: int = 200, seen: list | None = None) -> ChatClient:
+def chat_answering(content: str | None, status: int = 200, seen: list | None = None,
+                   headers: list | None = None) -> ChatClient:
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(json.loads(request.content))
+        if headers is not None:
+            headers.append(request.headers)
         if content is None:
             return httpx.Response(status, text="<html>oops</html>")
         return httpx.Response(status, json={"id": "chatcmpl-1", "choices": [{"message": {"content": content}}],
@@ -83,11 +87,14 @@ def test_given_physics_set_by_the_user_when_enhancing_then_the_users_values_win(
 
 
 def test_given_an_enhancement_when_done_then_its_usage_is_in_the_ledger_and_rate_limited(accounting):
-    enhance_prompt("job-1", generate_job(), chat_answering(answer()), accounting, MODEL)
+    sent: list = []
+    enhance_prompt("job-1", generate_job(), chat_answering(answer(), headers=sent), accounting, MODEL)
 
     [call] = accounting.calls
     assert (call.job_id, call.step, call.provider, call.model) == ("job-1", "enhance", "gemini", MODEL)
-    assert (call.input_tokens, call.output_tokens, call.request_id) == (321, 123, "chatcmpl-1")
+    assert (call.input_tokens, call.output_tokens, call.request_id, call.confirmed) == (321, 123, "chatcmpl-1", True)
+    assert call.call_key == sent[0]["x-client-request-id"]  # the id the provider bills it under
+    assert accounting.intents == {}
     assert accounting.acquired and accounting.acquired[0][0] == "gemini" and accounting.acquired[0][1] > 1000
 
 
@@ -107,15 +114,26 @@ def test_given_a_malformed_answer_when_enhancing_then_the_original_prompt_is_use
     assert not result.enhanced
     assert result.prompt == job.prompt and result.physics == job.physics
     assert reason in result.fallback_reason and result.fallback_reason.endswith("the original prompt was used")
-    assert len(accounting.calls) == 1  # the tokens of a useless answer were still spent
+    [call] = accounting.calls  # the tokens of a useless answer were still spent, as the provider reported
+    assert (call.confirmed, call.input_tokens, call.output_tokens) == (True, 321, 123)
 
 
-def test_given_a_body_that_is_not_a_completion_when_enhancing_then_it_falls_back(accounting):
-    result = enhance_prompt("job-1", generate_job(), chat_answering(None), accounting, MODEL)
+def test_given_a_body_that_is_not_a_completion_when_enhancing_then_it_falls_back_and_is_recorded_at_the_estimate(
+        accounting):
+    job = generate_job()
+    seen: list = []
+
+    result = enhance_prompt("job-1", job, chat_answering(None, seen=seen), accounting, MODEL)
+
     assert not result.enhanced and "malformed completion body" in result.fallback_reason
-    assert [c.input_tokens for c in accounting.calls] == [0]
+    [call] = accounting.calls
+    sent_text = sum(text_tokens(m["content"]) for m in seen[0]["messages"])
+    assert (call.confirmed, call.input_tokens, call.output_tokens) == (False, sent_text, seen[0]["max_tokens"])
+    assert call.output_tokens > 0  # never at $0: the provider may have generated a whole answer
 
 
-def test_given_the_provider_refuses_when_enhancing_then_the_error_propagates_for_the_state_machine(accounting):
+def test_given_the_provider_refuses_when_enhancing_then_the_error_propagates_and_nothing_is_billed(accounting):
     with pytest.raises(ProviderError, match="HTTP 400"):
         enhance_prompt("job-1", generate_job(), chat_answering("{}", status=400), accounting, MODEL)
+
+    assert accounting.calls == [] and accounting.intents == {}

@@ -3,9 +3,13 @@ import json
 import pytest
 from generation_fakes import SETTINGS, generate_job
 
+from pydantic import ValidationError
+
+from vidpipe.analysis.models import AnalysisOptions
 from vidpipe.errors import InputRejected
 from vidpipe.generation.messages import (AnalyzeJob, GenerateJob, InvalidJobMessage, execution_name,
                                          parse_job_message)
+from vidpipe.input_fields import readable_error
 
 VALID_NAME = r"[A-Za-z0-9_-]{1,80}"
 
@@ -58,11 +62,34 @@ def test_given_an_analyze_message_when_parsed_then_analysis_defaults_come_from_s
     ("provider", "runway", "provider: unknown video provider 'runway'; one of generic, openai, bedrock"),
     ("priority", 10, "priority: Input should be less than or equal to 9"),
     ("max_cost_usd", -1, "max_cost_usd: Input should be greater than 0"),
+    ("max_cost_usd", 1e24, "max_cost_usd: Input should be less than or equal to 1000000"),
+    ("max_cost_usd", "1e999999", "max_cost_usd: Input should be less than or equal to 1000000"),
+    ("max_cost_usd", "1e-10", "max_cost_usd: 1E-10 USD rounds to 0.0000; the smallest amount is 0.0001"),
+    ("max_cost_usd", True, "max_cost_usd: must be a number, not true"),
+    ("fps", True, "fps: must be a number, not true"),
+    ("duration_s", False, "duration_s: must be a number, not false"),
+    ("priority", True, "priority: must be a number, not true"),
+    ("duration_s", 0.001, "duration_s: 0.001 s at 24 fps is fewer than 2 frames; ask for at least 0.0833333 s"),
+    ("prompt", "waves\u0000crash", "prompt: control character U+0000 at position 5 is not allowed"),
+    ("prompt", "waves\x1b[31m", "prompt: control character U+001B at position 5 is not allowed"),
+    ("model", "m" * 250_000, "model: String should have at most 128 characters"),
+    ("provider", "p" * 250_000, "provider: String should have at most 128 characters"),
     ("client_token", "has space", "client_token: must be 1–128 printable ASCII characters without spaces"),
     ("colour", "red", "colour: unknown field"),
 ])
 def test_given_one_bad_field_when_parsed_then_the_message_names_it(field, value, expected):
     assert rejected({"type": "generate", "prompt": "waves", field: value}) == [expected]
+
+
+def test_given_a_multi_line_prompt_and_the_smallest_amounts_when_parsed_then_accepted():
+    job = generate_job(prompt="a ball\n\tbounces", duration_s=0.1, fps=20, max_cost_usd="0.00005001")
+    assert job.prompt == "a ball\n\tbounces" and str(job.max_cost_usd) == "0.0001"
+
+
+def test_given_a_huge_type_when_parsed_then_the_reason_quotes_only_its_start():
+    [message] = rejected({"type": "t" * 250_000, "prompt": "x"})
+    assert message.startswith("type: unknown message type 'tttt") and "(250002 chars)" in message
+    assert len(message) < 300
 
 
 def test_given_several_bad_fields_when_parsed_then_every_problem_is_listed():
@@ -80,6 +107,26 @@ def test_given_several_bad_fields_when_parsed_then_every_problem_is_listed():
 ])
 def test_given_a_malformed_message_when_parsed_then_the_reason_is_readable(body, expected):
     assert rejected(body) == [expected]
+
+
+@pytest.mark.parametrize("options", [
+    {"fps": True}, {"fps": 0}, {"fps": 31}, {"fps": "fast"}, {"budget_usd": 1e30}, {"budget_usd": "1e-10"},
+    {"budget_usd": 0}, {"budget_usd": "NaN"}, {"frames_per_chunk": 65}, {"frames_per_chunk": True},
+    {"sampling": "every-frame"}, {"model": "gpt-unknown"}, {"model": "g" * 1000}, {"colour": "red"},
+])
+def test_given_bad_analysis_options_then_a_message_and_upload_metadata_refuse_them_with_the_same_reason(options):
+    with pytest.raises(ValidationError) as caught:
+        AnalysisOptions.model_validate_json(json.dumps(options), context={"settings": SETTINGS})
+    upload_reasons = [readable_error(e) for e in caught.value.errors()]
+
+    assert rejected({"type": "analyze", "s3_uri": "s3://media/uploads/a.mp4", **options}) == upload_reasons
+
+
+def test_given_analysis_options_in_a_message_then_they_are_the_upload_model_with_settings_defaults():
+    job = parse_job_message('{"type": "analyze", "s3_uri": "s3://media/uploads/a.mp4", "budget_usd": 2.5, '
+                            '"frames_per_chunk": 4}', SETTINGS)
+    assert job.options == AnalysisOptions(sampling="scene", fps=1.0, model="gemini-2.5-flash",
+                                          budget_usd="2.5", frames_per_chunk=4)
 
 
 def test_given_the_same_content_when_named_then_the_execution_name_is_deterministic_and_valid():

@@ -208,3 +208,23 @@ def test_given_a_real_clip_cut_in_half_when_storing_then_it_is_undecodable_and_n
     with pytest.raises(OutputInvalid):
         store_real(s3, tmp_path, clip[: len(clip) // 2])
     assert keys(s3) == []
+
+
+def test_given_the_job_stops_during_a_large_download_when_storing_then_nothing_is_committed(s3, tmp_path):
+    from vidpipe.generation.store import JobNotRunning
+
+    data = bytes(range(256)) * (9 * MIB // 256)  # multipart: a part is already uploaded when it stops
+    answers = iter([None, "its execution is ABORTED"])  # running at the start, stopped by the commit
+    downloads = []
+    opener = source_opener(s3=s3, bucket=BUCKET, policy=DownloadPolicy(), headers_for=lambda _url: {},
+                           http_client=cdn(data), resolver=lambda host, port: ["93.184.216.34"],
+                           before_download=lambda: downloads.append("rate limit taken"))
+
+    with pytest.raises(JobNotRunning, match="not stored: its execution is ABORTED"):
+        store_video("job-1", generate_job(duration_s=6, fps=24, resolution="640x360"), poll(download_url=URL),
+                    s3=s3, bucket=BUCKET, prefix="outputs", open_source=opener, verify=Verifier(),
+                    poster=lambda path: JPEG, workdir=tmp_path, max_bytes=64 * MIB, now=lambda: 123.0,
+                    still_running=lambda: next(answers))
+
+    assert keys(s3) == [] and open_uploads(s3) == []
+    assert downloads == ["rate limit taken"]

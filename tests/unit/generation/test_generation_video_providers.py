@@ -83,7 +83,7 @@ def test_given_a_generic_status_answer_when_checking_then_it_maps_to_the_common_
     assert http_provider("generic", Recorder((200, body))).status("gen_1") == expected
 
 
-@pytest.mark.parametrize("body", [{"status": "teleporting"}, {"status": "completed"}])
+@pytest.mark.parametrize("body", [{"status": "completed"}])  # completed, but no video_url
 def test_given_an_answer_outside_the_contract_when_checking_then_it_is_a_provider_error(body):
     with pytest.raises(ProviderError):
         http_provider("generic", Recorder((200, body))).status("gen_1")
@@ -107,10 +107,47 @@ def test_given_a_body_that_is_not_json_when_submitting_then_it_is_retryable():
         provider.submit(REQUEST, "k")
 
 
-def test_given_a_generic_job_when_cancelling_then_it_posts_to_the_cancel_path():
-    recorder = Recorder((200, {"status": "failed"}))
-    assert http_provider("generic", recorder).cancel("gen_1") is True
+def test_given_a_generic_job_when_cancelling_then_it_posts_to_the_cancel_path_and_reads_the_answer():
+    recorder = Recorder((200, {"status": "cancelled", "error": "cancelled by the client"}))
+    assert http_provider("generic", recorder).cancel("gen_1") == Status("failed", error="cancelled by the client")
     assert (recorder.requests[0].method, recorder.requests[0].url.path) == ("POST", "/v1/video/generations/gen_1/cancel")
+
+
+def test_given_a_job_that_completed_before_the_cancel_when_cancelling_then_the_answer_says_completed():
+    recorder = Recorder((200, {"status": "completed", "progress": 1, "video_url": "https://video.test/v.mp4"}))
+    answer = http_provider("generic", recorder).cancel("gen_1")
+    assert (answer.state, answer.download_url) == ("completed", "https://video.test/v.mp4")
+
+
+@pytest.mark.parametrize("name, body", [("generic", {"status": "moderating"}),
+                                        ("openai", {"id": "video_1", "status": "rendering_v2"})])
+def test_given_a_status_the_adapter_does_not_know_when_checking_then_the_job_counts_as_still_running(name, body):
+    assert http_provider(name, Recorder((200, body))).status("x").state == "processing"
+
+
+@pytest.mark.parametrize("answer", [
+    lambda request: httpx.Response(200, text='{"id": "gen_1", "sta'),  # garbled
+    lambda request: httpx.Response(200, json={"status": "queued"}),  # no id
+    lambda request: (_ for _ in ()).throw(httpx.ReadTimeout("read timed out", request=request)),
+])
+def test_given_a_submit_whose_answer_is_lost_when_submitting_then_the_error_says_the_answer_was_lost(answer):
+    provider = GenericVideoProvider("https://video.test", "", policy=NO_WAIT, sleep=lambda _s: None,
+                                    http_client=httpx.Client(transport=httpx.MockTransport(answer)))
+    with pytest.raises((ProviderError, ProviderRetryable)) as failed:
+        provider.submit(REQUEST, "k")
+    assert failed.value.details.get("answer_lost") is True
+
+
+@pytest.mark.parametrize("answer", [
+    lambda request: httpx.Response(503, json={"error": "busy"}),
+    lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused", request=request)),
+])
+def test_given_a_submit_refused_outright_when_submitting_then_no_answer_was_lost(answer):
+    provider = GenericVideoProvider("https://video.test", "", policy=NO_WAIT, sleep=lambda _s: None,
+                                    http_client=httpx.Client(transport=httpx.MockTransport(answer)))
+    with pytest.raises(ProviderRetryable) as failed:
+        provider.submit(REQUEST, "k")
+    assert "answer_lost" not in failed.value.details
 
 
 def test_given_download_urls_when_asking_for_headers_then_credentials_go_only_to_the_provider_origin():
@@ -150,7 +187,7 @@ def test_given_an_openai_video_object_when_checking_then_it_maps_to_the_common_s
 
 def test_given_the_openai_api_when_cancelling_then_it_says_it_cannot():
     recorder = Recorder()
-    assert http_provider("openai", recorder).cancel("video_1") is False
+    assert http_provider("openai", recorder).cancel("video_1") is None
     assert recorder.requests == []
 
 

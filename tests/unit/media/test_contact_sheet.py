@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidpipe.media.contact_sheet import CAPTION_HEIGHT, GUTTER, make_contact_sheet, timestamp_label
+from vidpipe.media.contact_sheet import CAPTION_HEIGHT, GUTTER, make_contact_sheet
+from vidpipe.timecode import timecode
 from vidpipe.media.resize import encode_jpeg
 
 
@@ -15,7 +16,7 @@ def _tile(colour, size=(640, 360)):
 
 
 def test_given_six_tiles_in_four_columns_when_a_sheet_is_made_then_it_is_a_two_row_grid_of_captioned_cells():
-    tiles = [(_tile((40 * i, 80, 200)), f"{timestamp_label(i * 2.5)} — scene {i + 1}") for i in range(6)]
+    tiles = [(_tile((40 * i, 80, 200)), f"{timecode(i * 2.5)} — scene {i + 1}") for i in range(6)]
 
     sheet = _decode(make_contact_sheet(tiles, columns=4, tile_width=320))
 
@@ -57,6 +58,7 @@ def test_given_no_tiles_when_a_sheet_is_made_then_it_refuses():
         make_contact_sheet([])
 
 
-@pytest.mark.parametrize(("seconds", "label"), [(0, "00:00:00.0"), (83.5, "00:01:23.5"), (3725.04, "01:02:05.0")])
+@pytest.mark.parametrize(("seconds", "label"), [(0, "0:00.0"), (83.5, "1:23.5"), (3725.04, "1:02:05.0"),
+                                                (59.96, "1:00.0"), (3599.97, "1:00:00.0")])
 def test_given_seconds_when_labelled_then_hours_minutes_seconds_and_tenths(seconds, label):
-    assert timestamp_label(seconds) == label
+    assert timecode(seconds) == label

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidpipe.errors import InputRejected
-from vidpipe.media.sampling import SegmentSampler, sample_frames
+from vidpipe.media.sampling import FrameBudget, SegmentSampler, sample_frames
 from vidpipe_local import samples
 
 
@@ -143,3 +143,70 @@ def test_given_a_file_that_is_not_a_video_when_sampled_then_input_rejected_is_ra
 
     with pytest.raises(InputRejected):
         list(sample_frames(path, "uniform"))
+
+
+# --- the frame budget: thin frames inside shots, never a shot -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def montage(tmp_path_factory):
+    """10 s at 25 fps like a real montage: cuts at 1.2, 3.04, 5.48, 7.48 s, then a last shot of 0.32 s
+    (9.68 s); the shots pan fast (9 px a frame), so scene sampling wants more frames than 1 a second."""
+    cuts = [0.0, 1.2, 3.04, 5.48, 7.48, 9.68, 10.0]
+    shots = [samples.ShotSpec(duration_s=b - a, seed=400 + i, motion=(9.0, 2.0))
+             for i, (a, b) in enumerate(itertools.pairwise(cuts))]
+    return samples.make_video(tmp_path_factory.mktemp("budget") / "montage.mp4", shots, fps=25, size=(320, 180))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "first_frames"),
+    [
+        ("scene", [0.0, 1.2, 3.04, 5.48, 7.48, 9.68]),  # each shot from its first frame
+        ("uniform", [0.0, 2.0, 4.0, 6.0, 8.0, 9.68]),  # each shot from its first tick; the last has none
+    ],
+)
+def test_given_a_budget_of_duration_times_fps_when_a_montage_is_extracted_then_every_shot_keeps_a_frame(
+    montage, strategy, first_frames
+):
+    from vidpipe.analysis.extract import select_frames
+    from vidpipe.analysis.models import ExtractSpec, Segment
+
+    segment = Segment(index=0, start_s=0.0, end_s=montage.duration_s, max_frames=10)  # 10 s × 1 fps
+    spec = ExtractSpec(strategy=strategy, fps=1.0, model_family="gemini", frame_width=384, frame_height=216,
+                       frames_per_chunk=3)
+    selection = select_frames(montage.path, segment, spec)
+    kept = [frame.sampled for frame in selection.frames]
+
+    assert len(kept) <= segment.max_frames
+    assert selection.sampled > len(kept)  # the budget was short: frames were thinned
+    assert sorted({f.shot_index for f in kept}) == [0, 1, 2, 3, 4, 5]  # the 0.32 s last shot included
+    first_of_each_shot = {f.shot_index: f.t_s for f in reversed(kept)}
+    assert [first_of_each_shot[shot] for shot in range(6)] == pytest.approx(first_frames, abs=1e-6)
+
+
+def test_given_more_shots_than_frames_when_budgeted_then_shots_fill_it_and_frames_inside_shots_give_way():
+    budget = FrameBudget(max_frames=4, start_s=0.0, end_s=10.0)
+
+    # Two shots in the first 2 s: 1 shot a second is expected over the 8 s left, so inner frames get no room.
+    assert budget.has_room(0.0, first_of_shot=True)
+    budget.take()
+    assert budget.has_room(1.0, first_of_shot=True)
+    budget.take()
+    assert not budget.has_room(2.0, first_of_shot=False)
+    for t in (5.0, 9.0):
+        assert budget.has_room(t, first_of_shot=True)
+        budget.take()
+    assert not budget.has_room(9.5, first_of_shot=True)  # full: a fifth shot cannot be paid for
+    assert (budget.kept, budget.shots, budget.refused_shots) == (4, 5, 1)
+
+
+def test_given_a_calm_segment_when_budgeted_then_frames_inside_shots_are_kept_until_one_is_left_for_a_last_shot():
+    budget = FrameBudget(max_frames=10, start_s=0.0, end_s=10.0)
+    kept = []
+    for t in range(10):
+        if budget.has_room(float(t), first_of_shot=t == 0):
+            budget.take()
+            kept.append(t)
+
+    assert kept == list(range(9))  # the 10th frame stays free for a shot that may start in the last second
+    assert budget.has_room(9.7, first_of_shot=True)

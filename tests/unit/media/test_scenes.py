@@ -11,6 +11,7 @@ import pytest
 from vidpipe.media import scenes
 from vidpipe.media.sampling import sample_frames
 from vidpipe.media.scenes import SceneParams, ShotDetector, Thumb, hsv_histogram
+from vidpipe_local import samples
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +269,79 @@ def test_given_a_30_fps_clip_split_into_segments_when_sampled_uniformly_then_the
         stitched += [earlier_cuts + f.shot_index for f in piece]
         earlier_cuts += len(segment.cuts)
     assert stitched == [f.shot_index for f in whole_frames]
+
+
+# --- real-footage traps, on small clips (25 fps) -----------------------------------------------
+
+_TRAP_SIZE, _TRAP_FPS = (160, 90), 25
+
+
+@pytest.fixture(scope="module")
+def object_crossing(tmp_path_factory):
+    """One 4 s shot panning 2 px a frame (320×180) that a large dark object (a van close to the camera) crosses
+    in 1 s, then a cut at 4.0 s."""
+    shots = [samples.ShotSpec(duration_s=4.0, seed=301, crossing=(1.0, 1.0)), samples.ShotSpec(duration_s=1.0, seed=302)]
+    path = tmp_path_factory.mktemp("traps") / "crossing.mp4"
+    return samples.make_video(path, shots, fps=_TRAP_FPS, size=(320, 180))
+
+
+@pytest.fixture(scope="module")
+def flash_and_pan(tmp_path_factory):
+    """A shot with a 2-frame white flash at 1.5 s, a cut at 3.0 s, then a pan of 7 px a frame (a frame's
+    width in under a second)."""
+    shots = [samples.ShotSpec(duration_s=3.0, seed=303, flash_s=1.5),
+             samples.ShotSpec(duration_s=3.0, seed=304, motion=(7.0, 1.0))]
+    path = tmp_path_factory.mktemp("traps") / "flash_pan.mp4"
+    return samples.make_video(path, shots, fps=_TRAP_FPS, size=_TRAP_SIZE)
+
+
+@pytest.fixture(scope="module")
+def short_shots(tmp_path_factory):
+    """Cuts at 2.0, 2.12 and 4.12 s: a shot of 3 frames, and a last shot of 8 frames (0.32 s)."""
+    frame = 1 / _TRAP_FPS
+    shots = [samples.ShotSpec(duration_s=2.0, seed=311), samples.ShotSpec(duration_s=3 * frame, seed=312),
+             samples.ShotSpec(duration_s=2.0, seed=313), samples.ShotSpec(duration_s=8 * frame, seed=314)]
+    path = tmp_path_factory.mktemp("traps") / "short_shots.mp4"
+    return samples.make_video(path, shots, fps=_TRAP_FPS, size=_TRAP_SIZE)
+
+
+@pytest.mark.parametrize("strategy", ["scene", "uniform"])
+def test_given_a_large_object_crossing_the_frame_inside_a_shot_when_sampled_then_only_the_real_cut_is_found(
+    object_crossing, strategy
+):
+    sampler = sample_frames(object_crossing.path, strategy, fps=1.0)
+    list(sampler)
+
+    assert [c.t_s for c in sampler.cuts] == object_crossing.hard_cuts_s == [4.0]
+
+
+@pytest.mark.parametrize("strategy", ["scene", "uniform"])
+def test_given_a_two_frame_flash_and_a_fast_pan_when_sampled_then_neither_is_a_cut(flash_and_pan, strategy):
+    sampler = sample_frames(flash_and_pan.path, strategy, fps=1.0)
+    list(sampler)
+
+    assert [c.t_s for c in sampler.cuts] == flash_and_pan.hard_cuts_s == [3.0]
+
+
+def test_given_a_3_frame_shot_and_a_short_last_shot_when_sampled_by_scene_then_each_is_a_shot_from_its_first_frame(
+    short_shots,
+):
+    sampler = sample_frames(short_shots.path, "scene", fps=1.0)
+    frames = list(sampler)
+
+    assert [(c.t_s, c.kind) for c in sampler.cuts] == [(2.0, "hard"), (2.12, "hard"), (4.12, "hard")]
+    starts = [(f.t_s, f.shot_index) for f in frames if f.reason == "shot_start"]
+    assert starts == [(0.0, 0), (2.0, 1), (2.12, 2), (4.12, 3)]
+    # Skippable frames were skipped (but none around the cuts, which land on their exact frames).
+    assert sampler.decoded_frames < short_shots.frame_count
+
+
+def test_given_shots_shorter_than_the_sampling_period_when_sampled_uniformly_then_each_still_gets_its_first_frame(
+    short_shots,
+):
+    frames = list(sample_frames(short_shots.path, "uniform", fps=1.0))
+
+    assert [(f.t_s, f.shot_index, f.reason) for f in frames] == [
+        (0.0, 0, "uniform"), (1.0, 0, "uniform"), (2.0, 1, "uniform"),  # the 3-frame shot holds the 2 s tick
+        (3.0, 2, "uniform"), (4.0, 2, "uniform"), (4.12, 3, "shot_start"),  # the last shot holds none
+    ]

@@ -6,8 +6,16 @@ import heapq
 import itertools
 import json
 import threading
+from decimal import Decimal
 
 from botocore.exceptions import EndpointConnectionError
+
+from vidpipe.accounting import ProviderCall
+from vidpipe.spend.accounting import DynamoAccounting
+from vidpipe.spend.budgets import Budgets
+from vidpipe.spend.ledger import Ledger
+from vidpipe.spend.prices import PriceTable
+from vidpipe.spend.ratelimit import RateLimiter
 
 TABLE = "vidpipe-test"
 T0 = 1_795_341_600.0  # 2026-11-22T10:00:00Z
@@ -111,3 +119,17 @@ def emf_records(text: str, metric: str) -> list[dict]:
             if metric in record:
                 records.append(record)
     return records
+
+
+def gpt_call(job_id: str, call_key: str, usd: str, **fields):
+    """A gpt-4.1 call costing exactly ``usd`` (output tokens at $8 per million)."""
+    return ProviderCall(job_id=job_id, step="analyze", call_key=call_key, provider="openai", model="gpt-4.1",
+                        output_tokens=int(Decimal(usd) * 125_000), **fields)
+
+
+def accounting_with(client, config, clock, sns=None, sleep=None):
+    """A DynamoAccounting over ``config``'s budgets and the packaged price table."""
+    return DynamoAccounting(PriceTable.packaged(), Ledger(TABLE, client, clock, sleep),
+                            Budgets(TABLE, config, client, clock, sns, sleep),
+                            RateLimiter(TABLE, 60, 1_000_000, client, clock, sleep),
+                            chat_ttl_s=config.reservation_ttl_s, video_ttl_s=config.reservation_ttl_s)

@@ -2,7 +2,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from spend_testkit import T0, TABLE, RecordingSns, emf_records
+from spend_testkit import T0, TABLE, RecordingSns, accounting_with, emf_records, gpt_call
 from vidpipe.errors import BudgetExceeded
 from vidpipe.spend.budgets import Budgets
 from vidpipe.spend.scopes import BudgetConfig
@@ -54,12 +54,12 @@ def test_given_many_lambdas_crossing_together_when_they_reserve_then_one_alarm_i
     assert len(sns.messages) == 1
 
 
-def test_given_a_reconciliation_above_the_estimate_when_it_crosses_80_percent_then_it_alarms(ddb):
+def test_given_a_call_above_the_estimate_when_it_crosses_80_percent_then_it_alarms(ddb):
     sns = RecordingSns()
-    budgets = budgets_with(ddb, sns)
-    reservation = budgets.reserve("job-1", Decimal("5"), "gpt-4.1")
+    accounting = accounting_with(ddb, budgets_with(ddb, sns).config, VirtualClock(T0), sns=sns)
+    accounting.reserve("job-1", Decimal("5"), "gpt-4.1")
 
-    budgets.reconcile(reservation.reservation_id, Decimal("8.25"))
+    accounting.record_call(gpt_call("job-1", "ccr-1", "8.25"))
 
     assert json.loads(sns.messages[0]["Message"])["spent_usd"] == "8.250000"
 

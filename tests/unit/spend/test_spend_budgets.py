@@ -2,7 +2,8 @@ from decimal import Decimal
 
 import pytest
 
-from spend_testkit import T0, TABLE, ConflictOnce
+from spend_testkit import T0, TABLE, ConflictOnce, accounting_with, gpt_call
+from vidpipe.accounting import reservation_id_for
 from vidpipe.config import Settings
 from vidpipe.errors import BudgetExceeded
 from vidpipe.spend.budgets import Budgets, ReservationState
@@ -42,10 +43,13 @@ def test_given_room_when_reserving_then_every_scope_holds_the_amount(budgets):
         assert state(budgets, ref) == (0, Decimal("1.25"), Decimal(limit))
 
 
-def test_given_a_nearly_spent_day_when_reserving_then_the_refusal_names_the_scope_and_the_numbers(budgets):
+def test_given_a_nearly_spent_day_when_reserving_then_the_refusal_names_the_scope_and_the_numbers(ddb, clock):
+    accounting = accounting_with(ddb, CONFIG, clock)
+    budgets = accounting.budgets
     first = budgets.reserve("job-1", Decimal("9.50"), "gpt-4.1")
     budgets.reserve("job-2", Decimal("0.30"), "gpt-4.1")
-    budgets.reconcile(first.reservation_id, Decimal("9.80"))  # the call cost more than estimated
+    accounting.record_call(gpt_call("job-1", "c1", "9.80"))  # the call cost more than estimated
+    accounting.settle("job-1", first.reservation_id)
 
     with pytest.raises(BudgetExceeded) as refused:
         budgets.reserve("job-3", Decimal("0.50"), "gpt-4.1")
@@ -86,22 +90,21 @@ def test_given_an_amount_above_a_whole_limit_when_reserving_then_it_is_refused_w
 
 def test_given_a_retried_reserve_when_the_id_exists_then_the_first_reservation_is_returned_once(budgets):
     first = budgets.reserve("job-1", Decimal("2"), "gpt-4.1")
-    again = budgets.reserve("job-1", Decimal("2"), "gpt-4.1")
+    again = budgets.reserve("job-1", Decimal("2"), "sora-2")
 
-    assert again == first
+    assert again == first and first.reservation_id == reservation_id_for("job-1")  # one per job
     assert state(budgets, DAY)[1] == Decimal("2")
 
 
-def test_given_a_live_reservation_when_reconciled_twice_then_spent_moves_once(budgets, ddb):
+def test_given_a_live_reservation_when_settled_twice_then_it_is_handed_back_once(budgets, ddb):
     reservation = budgets.reserve("job-1", Decimal("2.00"), "gpt-4.1")
 
-    assert budgets.reconcile(reservation.reservation_id, Decimal("1.234567")) is True
-    assert budgets.reconcile(reservation.reservation_id, Decimal("1.234567")) is False
+    assert budgets.settle(reservation.reservation_id, Decimal("0")) is True
+    assert budgets.settle(reservation.reservation_id) is False
     assert budgets.release(reservation.reservation_id) is False
 
-    assert state(budgets, DAY) == (Decimal("1.234567"), 0, Decimal("10"))
-    settled = budgets.get(reservation.reservation_id)
-    assert (settled.state, settled.actual_cost) == (ReservationState.SETTLED, Decimal("1.234567"))
+    assert state(budgets, DAY) == (0, 0, Decimal("10"))
+    assert budgets.get(reservation.reservation_id).state is ReservationState.SETTLED
     item = ddb.get_item(TableName=TABLE, Key=reservation.key)["Item"]
     assert int(item["ttl"]["N"]) == int(T0) + 30 * 24 * 3600  # the table's TTL removes it later
 
@@ -111,29 +114,14 @@ def test_given_a_live_reservation_when_released_twice_then_it_is_returned_once(b
 
     assert budgets.release(reservation.reservation_id) is True
     assert budgets.release(reservation.reservation_id) is False
+    assert budgets.settle(reservation.reservation_id) is False
 
     assert state(budgets, DAY) == (0, 0, Decimal("10"))
 
 
-def test_given_a_released_reservation_when_its_call_is_reconciled_late_then_the_spend_still_counts(budgets):
-    reservation = budgets.reserve("job-1", Decimal("2.00"), "gpt-4.1")
-    budgets.release(reservation.reservation_id)
-
-    assert budgets.reconcile(reservation.reservation_id, Decimal("1.50")) is True
-    assert budgets.reconcile(reservation.reservation_id, Decimal("1.50")) is False
-
-    assert state(budgets, DAY) == (Decimal("1.5"), 0, Decimal("10"))
-
-
-def test_given_a_reservation_made_yesterday_when_reconciled_today_then_yesterdays_scope_is_charged(budgets, clock):
-    reservation = budgets.reserve("job-1", Decimal("1"), "gpt-4.1")
-    clock.advance(24 * 3600)
-
-    budgets.reconcile(reservation.reservation_id, Decimal("0.9"))
-
-    assert state(budgets, DAY)[:2] == (Decimal("0.9"), 0)
-    assert state(budgets, ScopeRef("global", "day:2026-11-23")) == (0, 0, 0)
-    assert state(budgets, MONTH)[:2] == (Decimal("0.9"), 0)
+def test_given_an_unknown_reservation_when_settled_or_released_then_nothing_moves(budgets):
+    assert budgets.settle("nope") is False and budgets.release("nope") is False
+    assert state(budgets, DAY) == (0, 0, 0)
 
 
 def test_given_two_days_when_reserving_then_days_are_separate_and_the_month_is_shared(budgets, clock):
@@ -168,8 +156,3 @@ def test_given_settings_when_budgets_are_built_then_limits_come_from_settings_an
     assert reservation.expires_at == Decimal(str(T0 + 60))
     assert state(budgets, ScopeRef("model:vidgen-1", "day:2026-11-22"))[2] == Decimal("1")
     assert state(budgets, DAY)[2] == Decimal("3")
-
-
-def test_given_an_unknown_reservation_when_reconciled_then_it_is_an_error(budgets):
-    with pytest.raises(KeyError, match="nope"):
-        budgets.reconcile("nope", Decimal("1"))

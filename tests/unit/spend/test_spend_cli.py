@@ -25,7 +25,7 @@ def entries(ddb):
     ledger = Ledger(TABLE, client=ddb)
     recorded = []
     for job, step, key, provider, model, cost, at, tokens_in, tokens_out, clip in CALLS:
-        entry = LedgerEntry(entry_id=entry_id_for(job, step, key), job_id=job, step=step, provider=provider,
+        entry = LedgerEntry(entry_id=entry_id_for(job, key), job_id=job, step=step, provider=provider,
                             model=model, cost_usd=Decimal(cost), created_at=at.replace(tzinfo=UTC),
                             input_tokens=tokens_in, output_tokens=tokens_out, clip_seconds=Decimal(clip))
         ledger.record(entry)
@@ -128,7 +128,16 @@ def test_given_the_local_stack_when_spend_runs_then_it_reads_the_stacks_table(en
             assert service == "dynamodb"
             return ledger.ddb
 
-    monkeypatch.setattr(session, "stack_session", contextmanager(lambda: (yield LocalSession())))
+        def announce(self, stream=None):
+            pass
+
+        def real_time(self, value):
+            return value
+
+    from vidpipe_local.commands import status
+
+    monkeypatch.setattr(status, "require_served_stack", lambda url: None)
+    monkeypatch.setattr(session, "stack_session", contextmanager(lambda **_: (yield LocalSession())))
 
     assert spend_command.run(argparse.Namespace(job="job-2", by=None, json=False, aws=False, profile=None,
                                                 table=None)) == 0

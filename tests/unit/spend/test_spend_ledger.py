@@ -11,7 +11,7 @@ from vidpipe_local.clock import VirtualClock
 
 def entry(job="job-1", step="analyze", key="chunk-0", model="gemini-2.5-flash", provider="google",
           cost="0.001774", at=None, **figures) -> LedgerEntry:
-    return LedgerEntry(entry_id=entry_id_for(job, step, key), job_id=job, step=step, provider=provider, model=model,
+    return LedgerEntry(entry_id=entry_id_for(job, key), job_id=job, step=step, provider=provider, model=model,
                        cost_usd=Decimal(cost), created_at=at, **figures)
 
 
@@ -21,9 +21,9 @@ def ledger(ddb):
 
 
 def test_given_the_same_call_when_its_entry_id_is_derived_then_it_is_stable_and_distinct_per_call():
-    assert entry_id_for("job-1", "analyze", "resp-abc") == entry_id_for("job-1", "analyze", "resp-abc")
-    assert entry_id_for("job-1", "analyze", "resp-abc") != entry_id_for("job-1", "analyze", "resp-abd")
-    assert entry_id_for("job-1", "analyze", "x") != entry_id_for("job-2", "analyze", "x")
+    assert entry_id_for("job-1", "ccr-abc") == entry_id_for("job-1", "ccr-abc")
+    assert entry_id_for("job-1", "ccr-abc") != entry_id_for("job-1", "ccr-abd")
+    assert entry_id_for("job-1", "x") != entry_id_for("job-2", "x")
 
 
 def test_given_an_entry_when_recorded_twice_then_it_counts_once_everywhere(ledger):

@@ -12,11 +12,12 @@ def prices() -> PriceTable:
     return PriceTable.packaged()
 
 
-def test_given_the_packaged_table_when_read_then_the_headline_output_prices_are_configured(prices):
-    assert {m: prices.chat[m].output_per_mtok for m in prices.chat} == {
-        "gpt-4.1": Decimal("8"), "claude-sonnet-4.5": Decimal("15"),
-        "gemini-2.5-flash": Decimal("2.5"), "deepseek-v3.2": Decimal("0.42")}
-    assert set(prices.video) == {"vidgen-1", "sora-2", "amazon.nova-reel-v1:1", "luma.ray-v2:0"}
+def test_given_the_default_settings_when_their_models_are_priced_then_every_default_has_a_price(prices):
+    settings = Settings()
+
+    for model in (settings.chat_model, settings.enhance_model):
+        assert prices.chat_cost(model, 1_000, 1_000) > 0
+    assert prices.video_cost(settings.video_model, 1, None, None) > 0
 
 
 def test_given_token_counts_when_chat_cost_then_input_and_output_are_priced_per_million(prices):

@@ -1,10 +1,12 @@
 """Analyze one chunk of frames with the multimodal chat model.
 
 One request carries K frames (each labelled with its index and timestamp)
-and asks for strict JSON: one object per frame. Every answer that comes
-back is written to the ledger, rejected ones included, since they cost
-tokens too. A chunk already analyzed (its result is in S3) is not sent again,
-so a retried or redriven execution does not pay twice.
+and asks for strict JSON: one object per frame. Every HTTP attempt is
+metered into the ledger under its own client request id, rejected answers
+and lost ones included, since the provider bills them too. A chunk already
+analyzed (its result is in S3) is not sent again, so a retried or redriven
+execution pays twice only for a chunk whose result was never saved, and then
+the ledger shows both calls.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from vidpipe.analysis.models import (
     FrameRef,
     Manifest,
 )
-from vidpipe.analysis.ledger import call_recorder
+from vidpipe.analysis.ledger import chat_meter
 from vidpipe.analysis.objects import get_bytes, get_model, get_model_if_exists, put_json
 from vidpipe.providers.chat import ChatClient, image_part, text_part
 from vidpipe.providers.image_tokens import family_of, image_tokens, text_tokens
@@ -79,11 +81,11 @@ def analyze_chunk(event: AnalyzeEvent, s3, bucket: str, chat: ChatClient, accoun
     images = [get_bytes(s3, bucket, f.key) for f in frames]  # K small JPEGs: a few hundred KB at most
     expected = expected_prompt_tokens(spec.model, frames, spec.detail)
     max_tokens = 2 * OUTPUT_TOKENS_PER_FRAME * len(frames)
-    record = call_recorder(accounting, event.job_id, "analyze", keys.chunk_call_key(segment, event.chunk), spec,
-                           images=len(frames), expected_prompt_tokens=expected)
+    meter = chat_meter(accounting, event.job_id, "analyze", spec, input_tokens=expected, max_tokens=max_tokens,
+                       images=len(frames))
     answer, result = chat.complete_structured(
         spec.model, build_messages(frames, images, spec.detail), ChunkAnswer, name="frame_analysis",
-        max_attempts=STRUCTURED_ATTEMPTS, max_tokens=max_tokens, on_result=record,
+        max_attempts=STRUCTURED_ATTEMPTS, max_tokens=max_tokens, meter=meter,
         on_attempt=lambda _attempt: accounting.acquire(spec.provider, expected + max_tokens),
         check=require_every_frame(len(frames)),
     )

@@ -7,12 +7,16 @@ from functools import lru_cache
 from vidpipe import clock
 from vidpipe.providers.chat import ChatClient
 from vidpipe.providers.http import RetryPolicy
+from vidpipe.providers.key_auth import refresh_key_on_401
 from vidpipe.runtime import Deps
 
 
 def chat_client(deps: Deps) -> ChatClient:
     s = deps.settings
-    return _chat_client(s.chat_base_url, deps.api_key("chat_api_key"), s.chat_max_attempts, s.chat_timeout_s)
+    client = _chat_client(s.chat_base_url, deps.api_key("chat_api_key"), s.chat_max_attempts, s.chat_timeout_s)
+    # A 401 reads the key again, bypassing the secret's cache, and retries once with a changed key.
+    refresh_key_on_401(client.http, lambda refresh: deps.api_key("chat_api_key", refresh=refresh))
+    return client
 
 
 @lru_cache(maxsize=4)

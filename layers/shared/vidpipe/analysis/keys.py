@@ -17,11 +17,6 @@ def chunk_key(job_id: str, segment: int, chunk: int) -> str:
     return f"work/{job_id}/chunks/{segment}-{chunk}.json"
 
 
-def chunk_call_key(segment: int, chunk: int) -> str:
-    """The ledger's call key for a chunk: the same on every retry of that chunk."""
-    return f"{segment}-{chunk}"
-
-
 def report_prefix(job_id: str) -> str:
     return f"reports/{job_id}/"
 

@@ -1,37 +1,18 @@
-"""Ledger entries for chat calls, including the answers that were rejected."""
+"""The ledger meter for the analysis flow's chat calls (chunks and summaries)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from vidpipe.accounting import Accounting, ProviderCall
+from vidpipe.accounting import Accounting, ChatCallMeter
 from vidpipe.analysis.models import AnalyzeSpec
-from vidpipe.providers.chat import ChatResult
 
 
-def call_recorder(accounting: Accounting, job_id: str, step: str, call_key: str, spec: AnalyzeSpec, *,
-                  images: int = 0, expected_prompt_tokens: int | None = None
-                  ) -> Callable[[ChatResult, bool], None]:
-    """``on_result`` for ``ChatClient.complete_structured``.
+def chat_meter(accounting: Accounting, job_id: str, step: str, spec: AnalyzeSpec, *, input_tokens: int,
+               max_tokens: int, images: int = 0) -> ChatCallMeter:
+    """Meters every HTTP attempt of one chat call under its own client request id, so a
+    retried step, a re-POST and a rejected answer each get an entry of their own.
 
-    The accepted answer is recorded under ``call_key``, the same on every
-    retry of the logical call, so the ledger counts it once. A rejected answer
-    was a provider call of its own that cost tokens: it gets a key of its own,
-    made from the provider's request id.
+    ``input_tokens`` is the prompt estimate (image and text rules): an attempt whose
+    usage could not be read is recorded at it plus ``max_tokens``, unconfirmed.
     """
-    rejected = 0
-
-    def record(result: ChatResult, accepted: bool) -> None:
-        nonlocal rejected
-        key = call_key
-        if not accepted:
-            rejected += 1
-            key = f"{call_key}-rejected-{result.request_id or rejected}"
-        accounting.record_call(ProviderCall(
-            job_id=job_id, step=step, call_key=key, provider=spec.provider, model=spec.model,
-            input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-            images=images, latency_ms=result.latency_ms, request_id=result.request_id,
-            expected_prompt_tokens=expected_prompt_tokens,
-        ))
-
-    return record
+    return ChatCallMeter(accounting, job_id, step, spec.provider, spec.model, input_tokens=input_tokens,
+                         max_tokens=max_tokens, images=images, expected_prompt_tokens=input_tokens)

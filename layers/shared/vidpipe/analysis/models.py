@@ -8,9 +8,13 @@ keys inside the manifests, never through the state machine.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from vidpipe.config import get_settings
+from vidpipe.input_fields import Money, NotBool, priced_model
+from vidpipe.s3_file import ReadStats
 
 Strategy = Literal["uniform", "scene", "keyframes"]
 
@@ -24,16 +28,29 @@ class Step(BaseModel):
 # ---------------------------------------------------------------- state input
 
 
-class AnalysisOptions(Step):
+class AnalysisOptions(BaseModel):
+    """What a caller may choose about an analysis: the one model behind upload
+    metadata (x-amz-meta-vidpipe-options), ``analyze`` job messages and the
+    state machine's input. Omitted: the Settings' defaults apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
     sampling: Strategy | None = None
-    fps: float | None = Field(default=None, gt=0, le=30)
-    model: str | None = None
-    budget_usd: Decimal | None = Field(default=None, ge=0)
-    frames_per_chunk: int | None = Field(default=None, ge=1, le=64)
+    fps: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=30, allow_inf_nan=False)
+    model: str | None = Field(default=None, min_length=1, max_length=128)
+    budget_usd: Money | None = Field(default=None, description="per-job cap; the daily/monthly budgets apply regardless")
+    frames_per_chunk: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=64)
+
+    @field_validator("model")
+    @classmethod
+    def _priced(cls, value: str | None, info: ValidationInfo) -> str | None:
+        settings = (info.context or {}).get("settings") or get_settings()
+        return None if value is None else priced_model(value, "chat", settings)
 
 
 class VideoInfo(Step):
-    """What the probe found. ``width``/``height`` are as displayed (rotation applied)."""
+    """What the probe found. ``width``/``height`` are as displayed (rotation applied).
+    ``version_id`` is the version of the upload that was probed: every segment reads that one."""
 
     duration_s: float
     fps: float
@@ -43,6 +60,8 @@ class VideoInfo(Step):
     codec: str
     rotation: int = 0
     size_bytes: int
+    version_id: str | None = None  # None: the bucket keeps no versions (reads are pinned by ETag)
+    read: ReadStats | None = None  # what probing cost in S3 reads
 
 
 # ---------------------------------------------------------------- plan
@@ -96,6 +115,7 @@ class JobRef(Step):
 class ProbeEvent(JobRef):
     bucket: str
     key: str
+    version_id: str | None = None  # the version the upload notification named; None: the version there now
 
 
 class PlanEvent(JobRef):
@@ -108,12 +128,14 @@ class ExtractEvent(JobRef):
     key: str
     segment: Segment
     extract: ExtractSpec
+    video: VideoInfo | None = None  # what ProbeVideo returned: the version and size to read (None: HEAD now)
 
 
 class ExtractResult(Step):
     manifest_key: str
     frames: int
     chunks: list[int]  # chunk indices: the inner Map's items
+    read: ReadStats | None = None  # what reading this segment of the upload cost
 
 
 class AnalyzeEvent(JobRef):

@@ -12,11 +12,9 @@ from typing import TypeVar
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-M = TypeVar("M", bound=BaseModel)
+from vidpipe.s3_errors import check_access, is_missing
 
-# Without s3:ListBucket, S3 answers a GetObject for a missing key with 403
-# rather than 404; the steps only read keys under prefixes they may read.
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "AccessDenied", "403"})
+M = TypeVar("M", bound=BaseModel)
 
 
 def put_bytes(s3, bucket: str, key: str, body: bytes, content_type: str) -> None:
@@ -32,7 +30,14 @@ def put_json(s3, bucket: str, key: str, document: BaseModel | dict) -> None:
 
 
 def get_bytes(s3, bucket: str, key: str) -> bytes:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    """The object's bytes; ``S3AccessDenied`` naming s3:GetObject and the object on a 403."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        # 403 is a permission the role lacks (s3:GetObject, or the s3:ListBucket that makes a missing
+        # key a 404): reported as such, never taken for "not there" (vidpipe.s3_errors).
+        check_access(exc, "s3:GetObject", bucket, key)
+        raise
 
 
 def get_model(s3, bucket: str, key: str, model: type[M]) -> M:
@@ -43,6 +48,6 @@ def get_model_if_exists(s3, bucket: str, key: str, model: type[M]) -> M | None:
     try:
         return get_model(s3, bucket, key, model)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _MISSING:
+        if is_missing(exc):
             return None
         raise

@@ -17,10 +17,11 @@ from collections import Counter
 from collections.abc import Iterable
 
 from vidpipe.accounting import Accounting
-from vidpipe.analysis.ledger import call_recorder
+from vidpipe.analysis.ledger import chat_meter
 from vidpipe.analysis.models import AnalyzedFrame, AnalyzeSpec, Scene, SummaryAnswer
 from vidpipe.providers.chat import ChatClient, text_part
 from vidpipe.providers.image_tokens import text_tokens
+from vidpipe.timecode import timecode
 
 REDUCE_PROMPT = (
     "Below are the scenes of one video in time order, each with its time range and what was seen. "
@@ -96,10 +97,8 @@ def _common(terms: Iterable[str]) -> list[str]:
 
 
 def clock(seconds: float) -> str:
-    """123.4 → '2:03.4'; 3723 → '1:02:03.0'."""
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
+    """123.4 → '2:03.4'; 3723 → '1:02:03.0' (vidpipe.timecode: the project's one formatter)."""
+    return timecode(seconds)
 
 
 def scene_line(scene: Scene) -> str:
@@ -122,28 +121,29 @@ def reduce_cost(scenes: int, overhead_tokens: int) -> tuple[int, int, int]:
 
 
 class Reducer:
-    """Runs the reduce calls, recording each in the ledger under a stable key."""
+    """Runs the reduce calls; every HTTP attempt is metered into the ledger under its
+    own client request id (a rerun of the step pays again, and the ledger shows it)."""
 
     def __init__(self, job_id: str, spec: AnalyzeSpec, chat: ChatClient, accounting: Accounting):
         self.job_id, self.spec, self.chat, self.accounting = job_id, spec, chat, accounting
 
-    def reduce(self, lines: list[str], level: int = 0) -> SummaryAnswer:
+    def reduce(self, lines: list[str]) -> SummaryAnswer:
         if len(lines) <= REDUCE_BATCH:
-            return self._call(lines, f"reduce-{level}-0")
+            return self._call(lines)
         parts = []
         for batch, start in enumerate(range(0, len(lines), REDUCE_BATCH)):
-            answer = self._call(lines[start:start + REDUCE_BATCH], f"reduce-{level}-{batch}")
+            answer = self._call(lines[start:start + REDUCE_BATCH])
             parts.append(f"Part {batch + 1}: {answer.summary} [{', '.join(answer.tags[:5])}]")
-        return self.reduce(parts, level + 1)
+        return self.reduce(parts)
 
-    def _call(self, lines: list[str], call_key: str) -> SummaryAnswer:
+    def _call(self, lines: list[str]) -> SummaryAnswer:
         prompt = REDUCE_PROMPT + "\n\n" + "\n".join(lines)
         expected = text_tokens(prompt)
         answer, _ = self.chat.complete_structured(
             self.spec.model, [{"role": "user", "content": [text_part(prompt)]}], SummaryAnswer,
             name="video_summary", max_tokens=REDUCE_OUTPUT_TOKENS,
-            on_result=call_recorder(self.accounting, self.job_id, "summarize", call_key, self.spec,
-                                    expected_prompt_tokens=expected),
+            meter=chat_meter(self.accounting, self.job_id, "summarize", self.spec, input_tokens=expected,
+                             max_tokens=REDUCE_OUTPUT_TOKENS),
             on_attempt=lambda _attempt: self.accounting.acquire(self.spec.provider,
                                                                 expected + REDUCE_OUTPUT_TOKENS),
         )

@@ -15,11 +15,11 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vidpipe.accounting import Accounting, ProviderCall
+from vidpipe.accounting import Accounting, ChatCallMeter
 from vidpipe.errors import ProviderError
 from vidpipe.generation.messages import MAX_PROMPT_CHARS, GenerateJob
 from vidpipe.generation.physics import RANGES, Physics, PhysicsSuggestion, clamp_suggestion
-from vidpipe.providers.chat import ChatResult, json_schema_format
+from vidpipe.providers.chat import CallMeter, ChatResult, json_schema_format
 from vidpipe.providers.image_tokens import family_of, text_tokens
 
 MAX_ANSWER_TOKENS = 1000
@@ -62,7 +62,8 @@ class Enhancement(BaseModel):
 
 class ChatCompleter(Protocol):
     def complete(self, model: str, messages: list[dict], response_format: dict | None = None, *,
-                 max_tokens: int | None = None, on_attempt: Callable[[int], None] | None = None) -> ChatResult: ...
+                 max_tokens: int | None = None, on_attempt: Callable[[int], None] | None = None,
+                 meter: CallMeter | None = None) -> ChatResult: ...
 
 
 def instructions(request: GenerateJob) -> list[dict]:
@@ -79,30 +80,35 @@ def instructions(request: GenerateJob) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": json.dumps(user)}]
 
 
+def enhancement_tokens(request: GenerateJob) -> tuple[int, int]:
+    """(input, output) tokens an enhancement can bill at most: the prompt's text estimate and
+    the answer cap. What a reservation must cover, and what an unreadable answer is recorded at."""
+    return sum(text_tokens(m["content"]) for m in instructions(request)), MAX_ANSWER_TOKENS
+
+
 def enhance_prompt(job_id: str, request: GenerateJob, chat: ChatCompleter, accounting: Accounting,
                    model: str) -> Enhancement:
-    """Ask ``model`` for the scene; record the call; fall back to the original prompt if malformed.
+    """Ask ``model`` for the scene; fall back to the original prompt if the answer is malformed.
 
-    A provider that fails outright (ProviderError / ProviderRetryable) propagates:
-    the state machine retries transient failures and then falls back itself.
+    Every HTTP attempt is metered into the ledger under its own client request id:
+    an answer we could not use was billed all the same (at the provider's usage,
+    or at our estimate, unconfirmed, when its body was unreadable). A provider
+    that fails outright (ProviderError / ProviderRetryable) propagates: the state
+    machine retries transient failures and then falls back itself.
     """
     provider = str(family_of(model))  # the rate bucket and ledger name the analysis flow uses too
     messages = instructions(request)
-    tokens = sum(text_tokens(m["content"]) for m in messages) + MAX_ANSWER_TOKENS
+    prompt_tokens, max_tokens = enhancement_tokens(request)
+    meter = ChatCallMeter(accounting, job_id, "enhance", provider, model, input_tokens=prompt_tokens,
+                          max_tokens=max_tokens)
     try:
         result = chat.complete(model, messages, json_schema_format("scene", EnhancerAnswer),
-                               max_tokens=MAX_ANSWER_TOKENS,
-                               on_attempt=lambda _attempt: accounting.acquire(provider, tokens))
+                               max_tokens=max_tokens, meter=meter,
+                               on_attempt=lambda _attempt: accounting.acquire(provider, prompt_tokens + max_tokens))
     except ProviderError as exc:
         if not exc.details.get("malformed"):
             raise
-        # A body we cannot read still was a call: it goes in the ledger, with no usage to bill.
-        accounting.record_call(ProviderCall(job_id, "enhance", "enhance", provider, model))
         return fallback(request, f"the enhancement answer was malformed ({exc.reason})")
-    accounting.record_call(ProviderCall(
-        job_id=job_id, step="enhance", call_key=result.request_id or "enhance", provider=provider,
-        model=model, input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-        latency_ms=result.latency_ms, request_id=result.request_id))
     try:
         answer = EnhancerAnswer.model_validate_json(result.content)
     except ValidationError as exc:

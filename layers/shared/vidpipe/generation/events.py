@@ -12,8 +12,11 @@ from vidpipe.errors import InputRejected
 from vidpipe.generation.enhance import Enhancement
 from vidpipe.generation.messages import GenerateJob
 from vidpipe.generation.state import PollState
+from vidpipe.generation.watch import WatchStore
 from vidpipe.providers.http import RetryPolicy
+from vidpipe.providers.key_auth import refresh_key_on_401
 from vidpipe.providers.video import VideoProvider, build_video_provider
+from vidpipe.providers.video.base import HttpVideoProvider
 from vidpipe.runtime import Deps
 
 E = TypeVar("E", bound=BaseModel)
@@ -44,8 +47,15 @@ def parse_event(model: type[E], event: dict) -> E:
         raise InputRejected(f"invalid {model.__name__}: {problems}") from None
 
 
+def watch_store(deps: Deps) -> WatchStore:
+    return WatchStore(deps.settings.table_name, deps.jobs.ddb)
+
+
 def video_provider(name: str, deps: Deps, policy: RetryPolicy = RetryPolicy()) -> VideoProvider:
     settings = deps.settings
-    return build_video_provider(name, base_url=settings.video_base_url, api_key=deps.api_key("video_api_key"),
-                                policy=policy, sleep=clock.sleep,
-                                on_attempt=lambda _attempt: deps.accounting.acquire(name))
+    provider = build_video_provider(name, base_url=settings.video_base_url, api_key=deps.api_key("video_api_key"),
+                                    policy=policy, sleep=clock.sleep,
+                                    on_attempt=lambda _attempt: deps.accounting.acquire(name))
+    if isinstance(provider, HttpVideoProvider):  # a 401 reads the key again (Bedrock signs with the role)
+        refresh_key_on_401(provider.http, lambda refresh: deps.api_key("video_api_key", refresh=refresh))
+    return provider

@@ -3,7 +3,9 @@
 ``parse_job_message`` turns a queue body into a ``GenerateJob`` or an
 ``AnalyzeJob`` (discriminated on ``type``) or raises ``InvalidJobMessage``
 whose ``messages`` are the readable lines recorded on the REJECTED job.
-Omitted provider / model / analysis options come from Settings.
+Omitted provider / model / analysis options come from Settings. An
+``analyze`` message's options are ``AnalysisOptions``, the model upload
+metadata is read with: one set of bounds for both.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo,
                       field_validator, model_validator)
 
+from vidpipe.analysis.models import AnalysisOptions
 from vidpipe.config import Settings, get_settings
 from vidpipe.errors import InputRejected
 from vidpipe.generation.physics import RANGES, Physics, mode_conflicts
+from vidpipe.input_fields import RANGE_ERRORS, Money, NotBool, PlainText, priced_model, quoted, readable_error
 from vidpipe.jobs import stable_id
 
 VIDEO_PROVIDERS = ("generic", "openai", "bedrock")
@@ -32,9 +35,10 @@ DEFAULT_PRIORITY = 5
 
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_PROMPT_CHARS = 4000
-MONEY_QUANTUM = Decimal("0.0001")
+MIN_FRAMES = 2  # fewer is not a video
+MAX_NAME_CHARS = 128  # model and provider names
 TOKEN_PATTERN = re.compile(r"[!-~]{1,128}")  # printable ASCII, no spaces
-S3_URI_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+")
+S3_URI_PATTERN = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.{1,1024}", re.DOTALL)
 
 
 class InvalidJobMessage(InputRejected):
@@ -50,24 +54,6 @@ def _with_defaults(data: Any, **defaults: Any) -> Any:
     if not isinstance(data, dict):
         return data
     return {**data, **{name: value for name, value in defaults.items() if data.get(name) is None}}
-
-
-def _money(value: Decimal | None) -> Decimal | None:
-    # "2.5" and "2.50" are the same budget, and must hash to the same execution name.
-    return None if value is None else value.quantize(MONEY_QUANTUM)
-
-
-def priced_model(model: str, kind: Literal["chat", "video"], settings: Settings) -> str:
-    """A model the price table knows: an unpriced one could not be budgeted, so the
-    job is refused at intake rather than failing after it was queued."""
-    from vidpipe.spend.prices import PriceTable
-
-    prices = PriceTable.load(settings)
-    known = prices.video if kind == "video" else prices.chat
-    if model not in known:
-        raise ValueError(f"no price for {kind} model {model!r}, so its cost cannot be capped; "
-                         f"priced: {', '.join(sorted(known))}")
-    return model
 
 
 class _Message(BaseModel):
@@ -89,18 +75,17 @@ class _Message(BaseModel):
 
 class GenerateJob(_Message):
     type: Literal["generate"]
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: Annotated[str, PlainText] = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     mode: Literal["normal", "slow_motion", "time_lapse", "hyperlapse"] = "normal"
-    duration_s: float = Field(default=DEFAULT_DURATION_S, gt=0, le=60, allow_inf_nan=False)
-    fps: int = Field(default=DEFAULT_FPS, ge=1, le=120)
-    resolution: str = DEFAULT_RESOLUTION
+    duration_s: Annotated[float, NotBool] = Field(default=DEFAULT_DURATION_S, gt=0, le=60, allow_inf_nan=False)
+    fps: Annotated[int, NotBool] = Field(default=DEFAULT_FPS, ge=1, le=120)
+    resolution: str = Field(default=DEFAULT_RESOLUTION, max_length=32)
     physics: Physics = Physics()
     enhance_prompt: bool = False
-    provider: str  # omitted: Settings.video_provider
-    model: str = Field(min_length=1)  # omitted: Settings.video_model
-    priority: int = Field(default=DEFAULT_PRIORITY, ge=0, le=9)
-    max_cost_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                         description="per-job cap; the daily/monthly budgets apply regardless")
+    provider: str = Field(max_length=MAX_NAME_CHARS)  # omitted: Settings.video_provider
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS)  # omitted: Settings.video_model
+    priority: Annotated[int, NotBool] = Field(default=DEFAULT_PRIORITY, ge=0, le=9)
+    max_cost_usd: Money | None = Field(default=None, description="per-job cap; the daily/monthly budgets apply regardless")
 
     @model_validator(mode="before")
     @classmethod
@@ -122,13 +107,8 @@ class GenerateJob(_Message):
     @classmethod
     def _provider(cls, value: str) -> str:
         if value not in VIDEO_PROVIDERS:
-            raise ValueError(f"unknown video provider {value!r}; one of {', '.join(VIDEO_PROVIDERS)}")
+            raise ValueError(f"unknown video provider {quoted(value)}; one of {', '.join(VIDEO_PROVIDERS)}")
         return value
-
-    @field_validator("max_cost_usd")
-    @classmethod
-    def _quantize(cls, value: Decimal | None) -> Decimal | None:
-        return _money(value)
 
     @field_validator("model")
     @classmethod
@@ -142,32 +122,34 @@ class GenerateJob(_Message):
             raise ValueError("; ".join(conflicts))
         return self
 
+    @model_validator(mode="after")
+    def _at_least_two_frames(self) -> GenerateJob:
+        if self.duration_s * self.fps < MIN_FRAMES:
+            raise ValueError(f"duration_s: {self.duration_s:g} s at {self.fps} fps is fewer than "
+                             f"{MIN_FRAMES} frames; ask for at least {MIN_FRAMES / self.fps:g} s")
+        return self
+
     @property
     def size(self) -> tuple[int, int]:
         width, height = self.resolution.split("x")
         return int(width), int(height)
 
 
-class AnalyzeJob(_Message):
+class AnalyzeJob(AnalysisOptions, _Message):
+    """Analysis of an object already in S3, with the same options an upload's
+    metadata may carry (AnalysisOptions). The bucket and prefix are checked by
+    start_jobs, which knows the media bucket."""
+
     type: Literal["analyze"]
-    s3_uri: str = Field(description="s3://bucket/key of the video to analyse")
-    # Omitted: Settings.default_sampling / default_fps / chat_model.
-    sampling: Literal["uniform", "scene", "keyframes"]
-    fps: float = Field(gt=0, le=30, allow_inf_nan=False)
-    model: str = Field(min_length=1)
-    budget_usd: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    s3_uri: str = Field(max_length=1100, description="s3://bucket/key of the video to analyse")
 
     @model_validator(mode="before")
     @classmethod
     def _fill_from_settings(cls, data: Any, info: ValidationInfo) -> Any:
+        # Omitted: Settings.default_sampling / default_fps / chat_model.
         settings = cls._settings(info)
         return _with_defaults(data, sampling=settings.default_sampling, fps=settings.default_fps,
                               model=settings.chat_model)
-
-    @field_validator("model")
-    @classmethod
-    def _priced(cls, value: str, info: ValidationInfo) -> str:
-        return priced_model(value, "chat", cls._settings(info))
 
     @field_validator("s3_uri")
     @classmethod
@@ -176,10 +158,9 @@ class AnalyzeJob(_Message):
             raise ValueError("must be s3://bucket/key")
         return value
 
-    @field_validator("budget_usd")
-    @classmethod
-    def _quantize(cls, value: Decimal | None) -> Decimal | None:
-        return _money(value)
+    @property
+    def options(self) -> AnalysisOptions:
+        return AnalysisOptions.model_validate(self.model_dump(include=set(AnalysisOptions.model_fields)))
 
     @property
     def bucket_and_key(self) -> tuple[str, str]:
@@ -190,7 +171,6 @@ class AnalyzeJob(_Message):
 JobMessage = Annotated[GenerateJob | AnalyzeJob, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[GenerateJob | AnalyzeJob] = TypeAdapter(JobMessage)
 _TYPES = "'generate' or 'analyze'"
-RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 
 def parse_job_message(body: str | bytes, settings: Settings | None = None) -> GenerateJob | AnalyzeJob:
@@ -203,25 +183,13 @@ def parse_job_message(body: str | bytes, settings: Settings | None = None) -> Ge
 
 def _readable(error: dict) -> str:
     kind, loc = error["type"], error["loc"]
-    if kind == "json_invalid":
-        return f"message body is not valid JSON ({error['msg'].removeprefix('Invalid JSON: ')})"
-    if kind == "model_attributes_type" or (kind == "dict_type" and not loc):
-        return "message body must be a JSON object"
     if kind == "union_tag_not_found":
         return f"type: missing; expected {_TYPES}"
     if kind == "union_tag_invalid":
-        return f"type: unknown message type {error['input'].get('type')!r}; expected {_TYPES}"
-    message = error["msg"].removeprefix("Value error, ")
-    field = ".".join(str(part) for part in loc[1:])  # loc[0] is the type tag
-    if not field:
-        return message
-    if kind == "extra_forbidden":
-        return f"{field}: unknown field"
-    if kind == "missing":
-        return f"{field}: required"
+        return f"type: unknown message type {quoted(error['input'].get('type'))}; expected {_TYPES}"
     if kind in RANGE_ERRORS and len(loc) == 3 and loc[1] == "physics":
-        return f"{field}: {error['input']} is outside {RANGES[loc[2]].describe()}"
-    return f"{field}: {message}"
+        return f"{'.'.join(map(str, loc[1:]))}: {error['input']} is outside {RANGES[loc[2]].describe()}"
+    return readable_error(error, loc[1:])  # loc[0] is the type tag
 
 
 def canonical_json(job: GenerateJob | AnalyzeJob) -> str:

@@ -1,4 +1,7 @@
-"""Estimate a clip's cost and reserve it against every budget before submitting."""
+"""Estimate everything a generation job will pay for and reserve it against
+every budget before the first paid call: the prompt enhancement (when asked
+for: its input plus a full answer) and the clip, in the job's one reservation.
+A job that does not fit is refused (BudgetExceeded) before any provider call."""
 
 from __future__ import annotations
 
@@ -8,22 +11,36 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from vidpipe.accounting import Accounting
+from vidpipe.generation.enhance import MAX_ANSWER_TOKENS, instructions
 from vidpipe.generation.messages import GenerateJob
+from vidpipe.providers.image_tokens import text_tokens
 from vidpipe.providers.video import billed_seconds
 
 # (model, seconds, resolution, fps) → USD; in production PriceTable.video_cost.
 VideoCost = Callable[[str, float, str, int], Decimal]
+# (model, input tokens, output tokens) → USD; in production PriceTable.chat_cost.
+ChatCost = Callable[[str, int, int], Decimal]
 
 
 class Reservation(BaseModel):
     reservation_id: str
-    estimate_usd: Decimal
+    estimate_usd: Decimal  # the whole reservation: enhancement + clip
     billed_seconds: float
+    enhancement_usd: Decimal = Decimal(0)
 
 
-def reserve_generation(job_id: str, request: GenerateJob, accounting: Accounting, video_cost: VideoCost) -> Reservation:
+def enhancement_tokens(request: GenerateJob) -> tuple[int, int]:
+    """(input, output) tokens of one enhancement call at most: its messages and a full answer."""
+    return sum(text_tokens(m["content"]) for m in instructions(request)), MAX_ANSWER_TOKENS
+
+
+def reserve_generation(job_id: str, request: GenerateJob, accounting: Accounting, video_cost: VideoCost,
+                       chat_cost: ChatCost, enhance_model: str) -> Reservation:
     """Raises BudgetExceeded (from the accounting) when the estimate does not fit a budget or max_cost_usd."""
     seconds = billed_seconds(request.provider, request.model, request.duration_s)
-    estimate = video_cost(request.model, seconds, request.resolution, request.fps)
+    clip = video_cost(request.model, seconds, request.resolution, request.fps)
+    enhancement = chat_cost(enhance_model, *enhancement_tokens(request)) if request.enhance_prompt else Decimal(0)
+    estimate = clip + enhancement
     reservation_id = accounting.reserve(job_id, estimate, request.model, job_limit_usd=request.max_cost_usd)
-    return Reservation(reservation_id=reservation_id, estimate_usd=estimate, billed_seconds=seconds)
+    return Reservation(reservation_id=reservation_id, estimate_usd=estimate, billed_seconds=seconds,
+                       enhancement_usd=enhancement)

@@ -4,6 +4,12 @@ The clip comes from the provider's download URL (through the SSRF guard) or,
 for Bedrock, from the S3 object Bedrock wrote. It is verified before it is
 committed: undecodable → OutputInvalid (nothing stored); duration, fps or
 resolution off by more than the tolerance → recorded in the outputs, not fatal.
+
+A download can outlive its job (StopExecution, the reaper): ``still_running``
+is asked before the download and again right before the clip is committed,
+so a job that is no longer RUNNING gets no video.mp4 (the multipart upload
+is aborted). A download from the provider takes a slot of the provider's
+shared rate limit like any other call.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import httpx
 from botocore.exceptions import BotoCoreError
 from pydantic import BaseModel
 
-from vidpipe.errors import DownloadRefused, ProviderError, ProviderRetryable
+from vidpipe.errors import DownloadRefused, ProviderError, ProviderRetryable, VidpipeError
 from vidpipe.generation.messages import GenerateJob
 from vidpipe.generation.state import PollState
 from vidpipe.generation.upload import upload_verified
@@ -53,6 +59,10 @@ class StoredVideo(BaseModel):
     stored_at: float
 
 
+class JobNotRunning(VidpipeError):
+    """The job stopped (or was finalized) while its clip was being stored: nothing is committed."""
+
+
 OpenSource = Callable[[PollState], AbstractContextManager[Source]]
 Verify = Callable[[Path, ExpectedVideo], dict[str, Any]]
 Poster = Callable[[Path], bytes]
@@ -60,14 +70,27 @@ Poster = Callable[[Path], bytes]
 
 def store_video(job_id: str, request: GenerateJob, poll: PollState, *, s3: Any, bucket: str, prefix: str,
                 open_source: OpenSource, verify: Verify, poster: Poster, workdir: Path, max_bytes: int,
-                now: Callable[[], float]) -> StoredVideo:
+                now: Callable[[], float], still_running: Callable[[], str | None] = lambda: None) -> StoredVideo:
+    """``still_running()`` returns None while the job runs, else why it does not (JobNotRunning)."""
     video_key, poster_key = f"{prefix}/{job_id}/video.mp4", f"{prefix}/{job_id}/poster.jpg"
     local = workdir / "video.mp4"
     expected = expected_video(request)
+
+    def require_running() -> None:
+        stopped = still_running()
+        if stopped:
+            raise JobNotRunning(f"not stored: {stopped}")
+
+    def verify_then_confirm(path: Path) -> dict[str, Any]:
+        result = verify(path, expected)
+        require_running()  # the last moment before the object is committed
+        return result
+
+    require_running()
     with open_source(poll) as source:
         size, verification = upload_verified(_interruptible(source.chunks), s3=s3, bucket=bucket, key=video_key,
                                              local_path=local, expected_bytes=source.expected_bytes,
-                                             max_bytes=max_bytes, verify=lambda path: verify(path, expected))
+                                             max_bytes=max_bytes, verify=verify_then_confirm)
     jpeg = poster(local)
     s3.put_object(Bucket=bucket, Key=poster_key, Body=jpeg, ContentType="image/jpeg")
     return StoredVideo(video=_stored(bucket, video_key, size), poster=_stored(bucket, poster_key, len(jpeg)),
@@ -88,14 +111,17 @@ def _interruptible(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def source_opener(*, s3: Any, bucket: str, policy: DownloadPolicy,
                   headers_for: Callable[[str], dict[str, str]], http_client: httpx.Client | None = None,
-                  resolver: Resolver = system_resolver) -> OpenSource:
-    """Where a completed job's clip is read from: its S3 object or its download URL."""
+                  resolver: Resolver = system_resolver,
+                  before_download: Callable[[], None] = lambda: None) -> OpenSource:
+    """Where a completed job's clip is read from: its S3 object or its download URL
+    (``before_download`` runs first: the provider's rate limit)."""
 
     @contextmanager
     def open_source(poll: PollState) -> Iterator[Source]:
         if poll.s3_uri:
             yield _s3_source(s3, poll.s3_uri, bucket)
         elif poll.download_url:
+            before_download()
             with guarded_stream(poll.download_url, policy, client=http_client, resolver=resolver,
                                 headers_for=headers_for) as response:
                 yield Source(response.iter_bytes(CHUNK_BYTES), _content_length(response))

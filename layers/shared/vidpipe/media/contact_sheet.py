@@ -26,14 +26,6 @@ _FONT_EXTRAS = frozenset("©«°±´·»‘’“”…‹›⁄™")
 _STAND_INS = {"—": "-", "–": "-", "−": "-", "×": "x"}
 
 
-def timestamp_label(t_s: float) -> str:
-    """``83.5`` → ``"00:01:23.5"`` (tenths of a second)."""
-    tenths = round(t_s * 10)
-    hours, rest = divmod(tenths, 36000)
-    minutes, rest = divmod(rest, 600)
-    return f"{hours:02d}:{minutes:02d}:{rest // 10:02d}.{rest % 10}"
-
-
 def make_contact_sheet(tiles: Sequence[Tile], columns: int = 4, tile_width: int = 320) -> bytes:
     """JPEG of a grid of ``columns`` tiles ``tile_width`` px wide, each with its caption under it.
 

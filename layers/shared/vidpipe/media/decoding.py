@@ -5,17 +5,29 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import BinaryIO
 
 import av
 import numpy as np
 
 from vidpipe.errors import InputRejected
 
+# A local path, or a seekable binary file (e.g. vidpipe.s3_file.S3RangeFile: ranged S3 reads).
+VideoSource = str | os.PathLike | BinaryIO
+
+
+def open_input(source: VideoSource) -> av.container.InputContainer:
+    """Open a path, or a seekable file object from its start (PyAV then reads and seeks it as it needs)."""
+    if isinstance(source, (str, os.PathLike)):
+        return av.open(str(source))
+    source.seek(0)
+    return av.open(source, mode="r")
+
 
 @contextmanager
-def open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+def open_video(source: VideoSource) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
     """The container and its first video stream, decoding on all cores (frame + slice threads)."""
-    with av.open(str(path)) as container:
+    with open_input(source) as container:
         if not container.streams.video:
             raise InputRejected("the file has no video stream")
         stream = container.streams.video[0]

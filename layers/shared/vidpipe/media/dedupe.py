@@ -13,8 +13,6 @@ only while A is still in the window.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -50,15 +48,3 @@ class Deduper:
             return False
         self._recent.append(h)
         return True
-
-
-class _HasImage(Protocol):
-    image: np.ndarray
-
-
-def drop_near_duplicates[F: _HasImage](
-    frames: Iterable[F], max_distance: int = DEFAULT_MAX_DISTANCE, window: int = DEFAULT_WINDOW
-) -> Iterator[F]:
-    """Pass through the frames (anything with an ``image``, e.g. ``SampledFrame``) that are not near-duplicates."""
-    deduper = Deduper(max_distance, window)
-    return (frame for frame in frames if deduper.keep(frame.image))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
-
+from contextlib import nullcontext
 import av
 from pydantic import BaseModel
 
 from vidpipe.config import Settings
 from vidpipe.errors import InputRejected
+from vidpipe.media.decoding import VideoSource, open_input
 
 # Demuxers and codecs that hold pictures, not footage (ffmpeg's image readers).
 _IMAGE_DEMUXERS = ("_pipe", "image2")
@@ -46,16 +46,18 @@ class VideoInfo(BaseModel):
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's metadata and decode its first frame; ``InputRejected`` if it is not a usable video."""
-    path = Path(path)
-    size_bytes = path.stat().st_size
+def probe_video(source: VideoSource) -> VideoInfo:
+    """Read a video's metadata and decode its first frame; ``InputRejected`` if it is not a usable video.
+
+    ``source`` is a path or a seekable binary file: only the container's header and index and the
+    first frame's packets are read from it."""
+    size_bytes = _size_of(source)
     if size_bytes == 0:
         raise InputRejected("the file is empty (0 bytes)")
     try:
-        container = av.open(str(path))
+        container = open_input(source)
     except av.FFmpegError as exc:
-        raise InputRejected(_unreadable_reason(path, exc)) from exc
+        raise InputRejected(_unreadable_reason(source, exc)) from exc
 
     with container:
         if not container.streams.video:
@@ -141,19 +143,29 @@ def _keyframe_hints(stream: av.VideoStream) -> tuple[int | None, float | None]:
     return len(stamps), float((stamps[-1] - stamps[0]) * stream.time_base / (len(stamps) - 1))
 
 
-def _unreadable_reason(path: Path, exc: av.FFmpegError) -> str:
-    box_problem = _mp4_box_problem(path)
+def _size_of(source: VideoSource) -> int:
+    if isinstance(source, (str, os.PathLike)):
+        return os.stat(source).st_size
+    source.seek(0, os.SEEK_END)
+    return source.tell()
+
+
+def _unreadable_reason(source: VideoSource, exc: av.FFmpegError) -> str:
+    box_problem = _mp4_box_problem(source)
     if box_problem:
         return f"the MP4 is truncated or damaged: {box_problem}"
     return f"the file is not a readable video ({exc.strerror or type(exc).__name__})"
 
 
-def _mp4_box_problem(path: Path) -> str | None:
-    """For ISO-BMFF files (MP4/MOV) that FFmpeg refused: which top-level box is cut short or missing."""
-    size = path.stat().st_size
+def _mp4_box_problem(source: VideoSource) -> str | None:
+    """For ISO-BMFF files (MP4/MOV) that FFmpeg refused: which top-level box is cut short or missing.
+    Reads only the top-level box headers."""
+    size = _size_of(source)
     complete: set[str] = set()
     problems = []
-    with path.open("rb") as f:
+    opened = open(source, "rb") if isinstance(source, (str, os.PathLike)) else nullcontext(source)
+    with opened as f:
+        f.seek(0)
         if f.read(8)[4:8] != b"ftyp":
             return None
         offset = 0

@@ -9,7 +9,8 @@ a ring of thumbnails.
 
 Strategies
 - ``uniform``: the first frame at or after each tick of a global grid k / fps
-  (k = 0, 1, ...), decoding straight through (seeking per sample is 3-6× slower).
+  (k = 0, 1, ...), decoding straight through (seeking per sample is 3-6× slower);
+  plus, as ``shot_start``, the first frame of a shot too short to hold a tick.
   The shot detector looks at about ``SceneParams.detect_fps`` frames a second
   (one in 3 at 30 fps) on a grid anchored to the start of the video, so segments
   see the same frames as one pass. Hard cuts still land on their exact frame, as
@@ -18,8 +19,11 @@ Strategies
   decoding later, a transition's length at most).
 - ``scene``: one frame at the start of every shot (after hard cuts and after
   fades / dissolves), then more only while the content keeps changing, at most
-  ``fps`` a second; nothing on static stretches, blanks or mid-transition. The
-  detector looks at every frame.
+  ``fps`` a second; nothing on static stretches, blanks or mid-transition. It
+  decodes less: frames no other frame refers to are skipped except after a
+  likely change read from the packet sizes, and the detector looks at I/P
+  frames and at every frame around such a change (``RefinedSkipping``), so hard
+  cuts still land on their exact frame and a 3-frame shot is seen whole.
 - ``keyframes``: the codec's keyframes only; the decoder skips every other
   frame (``skip_frame="NONKEY"``) and is not even handed their packets.
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
+import statistics
 from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
@@ -43,10 +47,11 @@ from typing import Literal
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from pydantic import BaseModel, ConfigDict
 
 from vidpipe.errors import InputRejected
-from vidpipe.media.decoding import FrameClock, open_video, seek_before, upright_bgr
+from vidpipe.media.decoding import FrameClock, VideoSource, open_video, seek_before, upright_bgr
 from vidpipe.media.scenes import (
     Cut,
     SceneParams,
@@ -88,7 +93,7 @@ class SegmentSampler:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: VideoSource,  # a local path or a seekable binary file (reopened from its start per iteration)
         strategy: Strategy | str = Strategy.UNIFORM,
         start_s: float = 0.0,
         end_s: float = math.inf,
@@ -140,10 +145,25 @@ class SegmentSampler:
         stride = detector_stride(self._nominal_fps, self.scene)
         detector = StridedDetector(self.scene, self._nominal_fps, stride)
         waiting: deque[tuple[av.VideoFrame, float]] = deque()  # on a tick, shot index not final yet
+        # A shot too short to hold a tick (0.3 s at 1 fps) still gets a frame: its first one. The first frame of
+        # each cut's shot is held until the shot's first tick is known to be in it (then dropped) or not.
+        recent: deque[tuple[av.VideoFrame, float]] = deque(maxlen=2 * stride + 4)  # where a new cut's frame is
+        shot_starts: deque[tuple[av.VideoFrame, float, float]] = deque()  # (frame, t, first tick at or after the cut)
+        cuts_seen: list[float] = []  # every cut found, past the segment's end too
         previous_tick: int | None = None
         looked_at = -1
-        for frame, t, _ in self._detected(container, stream, detector):
+        last_t = -math.inf
+        for frame, t, verdict in self._detected(container, stream, detector):
+            if verdict is not None and verdict.cut is not None:
+                cut_t = round(verdict.cut.t_s, 6)
+                cuts_seen.append(cut_t)
+                if self.start_s - _EPS <= cut_t < self.end_s - _EPS:
+                    first = next((e for e in recent if e[1] >= cut_t - _EPS), recent[-1] if recent else None)
+                    if first is not None:
+                        shot_starts.append((*first, math.ceil(cut_t * self.fps - _EPS) / self.fps))
             if frame is not None:
+                recent.append((frame, t))
+                last_t = t
                 tick = math.floor(t * self.fps + _EPS)
                 if previous_tick is None:  # no frame before: pretend the one a period earlier
                     previous_tick = math.floor((t - self._clock.period) * self.fps + _EPS)
@@ -156,10 +176,22 @@ class SegmentSampler:
             settled = detector.settled_s()
             while waiting and waiting[0][1] < settled:
                 kept, kept_t = waiting.popleft()
-                shot = sum(cut.t_s <= round(kept_t, 6) for cut in self.cuts)  # both rounded alike
+                shot = self._shot_of(kept_t)
+                while shot_starts and shot_starts[0][1] <= kept_t + _EPS:  # this tick decides them
+                    first, first_t, _ = shot_starts.popleft()
+                    if self._shot_of(first_t) != shot:
+                        yield self._sampled(first, first_t, self._shot_of(first_t), "shot_start")
                 yield self._sampled(kept, kept_t, shot, "uniform")
-            if settled >= self.end_s - _EPS:
+            # Past the end, a held shot's first tick (in the next segment) must be settled to know its shot.
+            if frame is None or (settled >= self.end_s - _EPS and all(settled > e[2] for e in shot_starts)):
+                for first, first_t, tick_t in shot_starts:
+                    has_tick = tick_t <= last_t + _EPS and not any(first_t + _EPS < c <= tick_t + _EPS for c in cuts_seen)
+                    if not has_tick:
+                        yield self._sampled(first, first_t, self._shot_of(first_t), "shot_start")
                 return
+
+    def _shot_of(self, t: float) -> int:
+        return sum(cut.t_s <= round(t, 6) for cut in self.cuts)  # both rounded alike
 
     def _scene(self, container, stream) -> Iterator[SampledFrame]:
         params = self.scene
@@ -168,7 +200,7 @@ class SegmentSampler:
         shot, shot_has_frame = 0, False
         last_kept: Thumb | None = None
         last_kept_t = -math.inf
-        for frame, _, verdict in self._detected(container, stream, detector):
+        for frame, _, verdict in self._detected(container, stream, detector, sparse=True):
             verdict_frame, held = held, frame
             if verdict is None:
                 continue
@@ -218,10 +250,10 @@ class SegmentSampler:
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _detected(self, container, stream, detector: StridedDetector):
+    def _detected(self, container, stream, detector: StridedDetector, sparse: bool = False):
         """(frame, t_s, the detector's verdict on the frame looked at before, if any) from the pre-roll
         on, then (None, inf, the verdict on the last one). Cuts inside the segment go to ``cuts``."""
-        decoded = self._decoded(container, stream, max(0.0, self.start_s - self.scene.max_transition_s))
+        decoded = self._decoded(container, stream, max(0.0, self.start_s - self.scene.max_transition_s), sparse=sparse)
         for frame, t in itertools.chain(decoded, [(None, math.inf)]):
             verdict = detector.push(t, frame) if frame is not None else detector.finish()
             self.detected_frames = detector.looked_at
@@ -230,16 +262,24 @@ class SegmentSampler:
                 self.cuts.append(_rounded(cut))
             yield frame, t, verdict
 
-    def _decoded(self, container, stream, seek_s: float, keyframes_only: bool = False):
-        """(frame, t_s) in presentation order from the keyframe before ``seek_s``."""
+    def _decoded(self, container, stream, seek_s: float, keyframes_only: bool = False, sparse: bool = False):
+        """(frame, t_s) in presentation order from the keyframe before ``seek_s``. ``sparse``: frames no
+        other frame refers to are skipped except around likely changes (see ``RefinedSkipping``)."""
         seek_before(container, stream, self._clock, seek_s)
-        for packet in container.demux(stream):
+        packets = container.demux(stream)
+        skipping = RefinedSkipping(stream.codec_context) if sparse else None
+        if skipping is not None:
+            packets = skipping.packets(packets)
+        for packet in packets:
             # The empty packet at the end flushes the decoder; it must pass the keyframe filter.
             if keyframes_only and not packet.is_keyframe and packet.size:
                 continue
             for frame in packet.decode():
                 self.decoded_frames += 1
-                yield frame, self._clock(frame)
+                t = self._clock(frame)
+                if skipping is not None and not skipping.worth_a_look(frame):
+                    continue
+                yield frame, t
 
     def _sampled(self, frame: av.VideoFrame, t: float, shot: int, reason: str) -> SampledFrame:
         return SampledFrame(
@@ -249,6 +289,97 @@ class SegmentSampler:
             reason=reason,
             image=upright_bgr(frame),
         )
+
+
+class RefinedSkipping:
+    """Decode less for shot detection: skip the frames no other frame refers to (in H.264 / HEVC with
+    B-frames, a third to a half of them, and the cheapest to skip: nothing waits for them), except
+    after a likely change, where every frame is decoded so that a hard cut lands on its exact frame and
+    a shot of a few frames is seen whole.
+
+    A likely change is read from the compressed stream before decoding: an inter packet at least
+    ``size_ratio`` times the usual size of the large ones among the recent inter packets (their 75th
+    percentile: the referenced frames, not the cheap skippable ones), i.e. a picture that cannot be
+    predicted from the ones before it: a cut, a flash, a large object coming in. At a cut, x264 writes a
+    keyframe or an inter frame 10-30 times the usual size. The skippable frames shown just before such a
+    reference frame come after it in decoding order, so the ``after`` packets that follow it are decoded
+    whole (8 covers x264's B-pyramids and HEVC's hierarchical groups of 8). Keyframes are always decoded
+    but do not widen the decoding: most sit on the encoder's fixed grid, and a cut on one lands on it
+    exactly. The decoder reads ``skip_frame`` per packet (frame threads included). A stream without
+    B-frames has nothing to skip: everything is decoded, as without this. Of the frames decoded, the
+    detector looks at the I and P frames and at every frame decoded whole (``worth_a_look``).
+    """
+
+    def __init__(self, codec_context, size_ratio: float = 3.0, after: int = 8, history: int = 48):
+        self.codec_context, self.size_ratio, self.after = codec_context, size_ratio, after
+        self._sizes: deque[int] = deque(maxlen=history)
+        self._whole: deque[int | None] = deque(maxlen=4 * after)  # pts of the packets decoded whole lately
+        self._usual: float | None = None  # the 75th percentile of the recent inter packet sizes
+        self._since_usual = 0
+
+    def worth_a_look(self, frame: av.VideoFrame) -> bool:
+        """I and P frames, and every frame decoded after a likely change. Referenced B-frames elsewhere
+        (x264's B-pyramid) had to be decoded for the frames that refer to them, but the detector does
+        not need them: changes between I/P frames a few frames apart are steps it scales by their gap."""
+        return frame.pict_type != PictureType.B or frame.pts in self._whole
+
+    def packets(self, packets):
+        whole_left = 0  # packets still to decode whole after a likely change
+        for packet in packets:
+            if packet.size and not packet.is_keyframe:
+                if self._large(packet.size):
+                    whole_left = self.after + 1
+                self._sizes.append(packet.size)
+            # The empty packet at the end flushes the decoder: whole, so the frames it releases come out.
+            self.codec_context.skip_frame = "DEFAULT" if whole_left > 0 or not packet.size else "NONREF"
+            if whole_left > 0:
+                self._whole.append(packet.pts)
+            whole_left -= 1
+            yield packet
+
+    def _large(self, size: int) -> bool:
+        if len(self._sizes) < 8:
+            return True  # too few to know what is usual: decode everything
+        self._since_usual += 1
+        if self._usual is None or self._since_usual >= 8:  # refreshed every 8 packets: it moves slowly
+            self._usual, self._since_usual = statistics.quantiles(self._sizes, n=4)[2], 0
+        return size >= self.size_ratio * self._usual
+
+
+class FrameBudget:
+    """At most ``max_frames`` frames for a segment, without ever dropping a shot for lack of room.
+
+    A shot's first frame is admitted while there is room. Any other frame is admitted only while the room
+    left exceeds what the shots still to come may need: as many cuts as the segment has had per second
+    so far over the time left, plus one (e.g. a short last shot). So when the budget is short it thins the
+    frames inside shots, spread over the segment, instead of cutting off its end.
+    """
+
+    def __init__(self, max_frames: int, start_s: float, end_s: float):
+        self.max_frames, self.start_s, self.end_s = max_frames, start_s, end_s
+        self.kept = 0
+        self.shots = 0
+        self.refused_shots = 0  # first frames of shots refused: more shots than max_frames
+
+    def has_room(self, t_s: float, first_of_shot: bool) -> bool:
+        """Whether a frame at ``t_s`` may be kept (a shot's first frame counts the shot)."""
+        if first_of_shot:
+            self.shots += 1
+            if self.kept >= self.max_frames:
+                self.refused_shots += 1
+                return False
+            return True
+        return self.kept + self.reserve(t_s) < self.max_frames
+
+    def take(self) -> None:
+        self.kept += 1
+
+    def reserve(self, t_s: float) -> int:
+        """Room kept for the first frames of the shots still to come after ``t_s``."""
+        elapsed = max(t_s - self.start_s, 1.0)
+        remaining = max(self.end_s - t_s, 0.0) if math.isfinite(self.end_s) else 0.0
+        cuts = max(self.shots - 1, 0)  # the segment's first shot did not start inside it
+        return math.ceil(cuts / elapsed * remaining - 1e-9) + 1
 
 
 def _rounded(cut: Cut) -> Cut:

@@ -6,24 +6,30 @@ decoded YUV frame (~0.2 ms a frame at 720p):
 - **activity** between consecutive frames: mean absolute BGR difference, or the
   relative change of mean brightness when that is larger (a fade changes gain
   more than it changes pixels). A *hard cut* is an isolated activity spike: high
-  in absolute terms, several times the frames on both sides of it. Checking the
-  frame after the spike is what tells a cut from the first frame of a fade, so
-  verdicts come out one frame late.
+  in absolute terms, several times the frames on both sides of it (fewer times
+  when the colour histogram jumps too), steps compared per unit of time so that
+  unevenly spaced frames do not look like spikes. Checking the frame after the
+  spike is what tells a cut from the first frame of a fade, so verdicts come out
+  one frame late. The new picture must differ from each of the last few
+  pictures: after a 1-2 frame flash the picture comes back, and that is no cut.
 - **lagged histogram distance** D(n) between frame n and frame n−K (K ≈ 0.5 s),
   on an HSV histogram, which barely moves when textures slide (camera or object
   motion) but moves a lot when the picture is replaced. A dissolve or fade of up
   to about a second makes D rise above a threshold and stay there for a while:
-  a *plateau*. Its centre, (t of the first plateau frame + t of the reference
+  a *plateau*. The threshold adapts to the content: ``plateau_distance`` plus
+  the D the content had on its own before the disturbance began (a fast pan
+  raises its own bar; a van coming in then leaving is one disturbance). Its centre, (t of the first plateau frame + t of the reference
   frame of the last one) / 2, is the transition's midpoint whatever the lag.
   Blank (dark or flat) frames keep a plateau open, so fade-out → black → fade-in
   is one transition, not two. A plateau counts as a cut only if the pictures
   before and after it really differ (a flash or a whip pan that comes back to the
-  same view is not a cut). One that lasts longer than ``max_transition_s`` is
+  same view is not a cut) and the new picture holds for ``lag_s`` (an object
+  still crossing the frame does not). One that lasts longer than ``max_transition_s`` is
   sustained change (strobe lights, fast motion), not a transition: it is dropped,
   and no new plateau opens until D settles, so such footage is sampled as content.
 
-State is a ring of K histograms and a few scalars: memory does not grow with
-the video.
+State is a ring of K histograms, 2K recent distances and a few scalars: memory
+does not grow with the video.
 
 ``StridedDetector`` feeds the detector one decoded frame in ``stride`` (uniform
 sampling: about ``SceneParams.detect_fps`` a second) and still puts hard cuts on
@@ -62,10 +68,20 @@ class SceneParams(BaseModel):
 
     spike_min_activity: float = 0.06  # a hard cut changes at least this much between two frames...
     spike_ratio: float = 3.0  # ...and this many times more than the frames on either side
+    # ...or only this many times when the colours jump too: at least spike_min_hist and spike_ratio times the
+    # colour steps on either side (a fade or a dissolve moves pixels and colours smoothly: no ratio there).
+    spike_ratio_with_colours: float = 1.5
+    spike_min_hist: float = 0.3
     lag_s: float = 0.5  # K: how far back the lagged histogram distance looks
     plateau_distance: float = 0.4  # lagged distance that opens a gradual-transition plateau
     confirm_distance: float = 0.3  # before/after distance a plateau needs to count as a cut
     max_transition_s: float = 3.0  # longer plateaus are sustained motion, not a transition
+    # Real-footage traps (a van crossing the frame, a flash, a fast pan) also move the histograms; two
+    # more conditions tell them from transitions:
+    motion_allowance: float = 1.0  # a plateau opens at plateau_distance + this × the content's own lagged distance
+    settle_distance: float = 0.25  # a gradual cut's new picture holds: distance to it lag_s later under this
+    hard_confirm_distance: float = 0.2  # a hard cut differs this much from each of the pictures just before it
+    hard_confirm_frames: int = 3  # ...this many, blanks skipped (a flash of fewer frames is no shot)
     change_distance: float = 0.1  # thumbnail difference from the last kept frame that is "new content"
     steady_ratio: float = 2.0  # a frame changing this many times faster than the recent median is unsteady
     # A blank is a flat frame near black or white (fades, dips to white). A flat blue sky is not blank.
@@ -164,6 +180,8 @@ class _Held:
     t_s: float
     thumb: Thumb
     activity: float
+    hist_step: float  # histogram distance from the frame before
+    gap: float  # seconds since the frame before (0: none)
     in_transition: bool
     cut: Cut | None
 
@@ -176,17 +194,48 @@ class _Plateau:
     last_ref_s: float
 
 
+@dataclass
+class _Episode:
+    """A run of frames whose lagged distance is high, with dips shorter than lag_s."""
+
+    baseline: float  # the content's own lagged distance before it began
+    start_s: float  # t of the reference frame when it began: the picture before it
+    before: Thumb
+    last_high_s: float
+
+
+@dataclass
+class _Pending:
+    """A gradual cut waiting to see that its new picture holds (a van still crossing does not)."""
+
+    cut: Cut
+    before: Thumb
+    after: Thumb  # the picture when the plateau closed
+    confirm_at_s: float
+
+
 class ShotDetector:
     """Feed frames in presentation order with ``push``; each call returns the
-    verdict on the *previous* frame. ``finish`` returns the last one."""
+    verdict on the *previous* frame. ``finish`` returns the last one.
+
+    Frames need not be evenly spaced (scene sampling skips frames no other frame
+    refers to): the lag is a time, ``lag_s`` rounded to whole periods of ``fps``.
+    """
 
     def __init__(self, params: SceneParams, fps: float):
         self.params = params
         self.lag = max(1, round(params.lag_s * fps))
-        self._ring: deque[tuple[float, Thumb]] = deque(maxlen=self.lag + 1)  # the last K+1 frames
+        self._lag_s = self.lag / fps
+        self._eps = 0.25 / fps
+        self._ring: deque[tuple[float, Thumb]] = deque()  # the frames of the last lag_s, and the one before
         self._recent_activity: deque[float] = deque(maxlen=self.lag)
+        self._last_hist_step = self._last_gap = 0.0  # of the frame released last
+        self._distances: deque[tuple[float, float]] = deque()  # (t, lagged distance) of the last 2 × lag_s
+        self._pictures: deque[Thumb] = deque(maxlen=params.hard_confirm_frames)  # the latest non-blank frames
         self._last_picture: Thumb | None = None  # latest non-blank frame
         self._plateau: _Plateau | None = None
+        self._pending: _Pending | None = None
+        self._episode: _Episode | None = None
         self._sustained_change = False  # a plateau ran too long; wait for D to settle before opening another
         self._held: _Held | None = None
         self._last_t = -math.inf
@@ -194,42 +243,57 @@ class ShotDetector:
 
     def push(self, t_s: float, thumb: Thumb) -> Verdict | None:
         act = activity(thumb, self._ring[-1][1]) if self._ring else 0.0
+        step = hist_distance(thumb, self._ring[-1][1]) if self._ring else 0.0
         self.last_activity = act
-        verdict = self._release(next_activity=act)
+        gap = t_s - self._last_t if self._ring else 0.0
+        verdict = self._release(next_activity=act, next_hist_step=step, next_gap=gap)
         if verdict is not None and verdict.cut is not None and verdict.cut.kind == "hard":
             # The ring straddles the cut: restart it so the lagged distance does not see a second "transition".
             self._ring.clear()
-            self._plateau = None
+            self._distances.clear()
+            self._plateau = self._pending = self._episode = None
             self._ring.append((verdict.t_s, verdict.thumb))
         self._ring.append((t_s, thumb))
+        while len(self._ring) > 2 and self._ring[1][0] <= t_s - self._lag_s + self._eps:
+            self._ring.popleft()  # ring[0]: the newest frame at least lag_s old
         self._last_t = t_s
         cut = self._update_plateau(t_s, thumb)
-        self._held = _Held(t_s, thumb, act, self._plateau is not None, cut)
+        pending = self._pending is not None
+        if pending and cut is None and t_s >= self._pending.confirm_at_s - self._eps:
+            cut, pending = self._settle(thumb), False
+        self._held = _Held(t_s, thumb, act, step, gap, self._plateau is not None or pending, cut)
         if not thumb.blank:
             self._last_picture = thumb
         return verdict
 
     def finish(self) -> Verdict | None:
         self._last_t = math.inf
-        return self._release(next_activity=0.0)
+        if self._pending is not None and self._held is not None and self._held.cut is None:
+            # The video ends before lag_s has passed: the last frame is all there is to judge the new picture by.
+            self._held.cut = self._settle(self._held.thumb)
+            self._held.in_transition = False
+        return self._release(next_activity=0.0, next_hist_step=0.0, next_gap=0.0)
 
     def settled_s(self) -> float:
         """Every cut found from now on will have a ``t_s`` at or after this time.
 
         A hard cut is at the earliest on the frame held for its verdict. A gradual
-        cut is the one the held frame closed, or the midpoint of the open plateau,
-        or of one that opens later with a reference frame no older than the ring's oldest.
+        cut is the one waiting for its new picture to hold, or the one the held frame
+        closed, or the midpoint of the open plateau, or of one that opens later with a
+        reference frame no older than the ring's oldest.
         """
         if not self._ring or self._last_t == math.inf:
             return self._last_t
         earliest = (self._last_t + self._ring[0][0]) / 2
         if self._plateau is not None:
             earliest = min(earliest, (self._plateau.first_mid_s + self._plateau.last_ref_s) / 2)
+        if self._pending is not None:
+            earliest = min(earliest, self._pending.cut.t_s)
         if self._held is not None and self._held.cut is not None:
             earliest = min(earliest, self._held.cut.t_s)
         return math.floor(earliest * 1000) / 1000  # gradual cut times are rounded to the millisecond
 
-    def _release(self, next_activity: float) -> Verdict | None:
+    def _release(self, next_activity: float, next_hist_step: float, next_gap: float) -> Verdict | None:
         held, self._held = self._held, None
         if held is None:
             return None
@@ -238,30 +302,78 @@ class ShotDetector:
         typical = statistics.median(self._recent_activity) if self._recent_activity else 0.0
         self._recent_activity.append(held.activity)
         cut, in_transition = held.cut, held.in_transition
-        is_spike = held.activity >= p.spike_min_activity and held.activity >= p.spike_ratio * max(
-            before_activity, next_activity
+        before_step, self._last_hist_step = self._last_hist_step, held.hist_step
+        before_gap, self._last_gap = self._last_gap, held.gap
+        # Frames may be unevenly spaced (scene sampling skips some): motion and fades change a frame
+        # in proportion to the time since the one before, a cut does not. Neighbours count at the held gap.
+        before_activity, before_step = (_at_gap(x, before_gap, held.gap) for x in (before_activity, before_step))
+        next_activity, next_hist_step = (_at_gap(x, next_gap, held.gap) for x in (next_activity, next_hist_step))
+        # Pixels or colours: on sparse frames (a stride, skipped frames) motion lifts the pixel steps on either
+        # side of a cut between two similar moving shots, but not the colour steps.
+        pixel_ratio = held.activity / max(before_activity, next_activity, 1e-9)
+        colour_jump = held.hist_step >= p.spike_min_hist and held.hist_step >= p.spike_ratio * max(
+            before_step, next_hist_step
+        )
+        is_spike = held.activity >= p.spike_min_activity and (
+            pixel_ratio >= p.spike_ratio or (colour_jump and pixel_ratio >= p.spike_ratio_with_colours)
         )
         before = self._ring[-2] if len(self._ring) >= 2 else None
-        # A cut *to* black starts a fade-like transition (the plateau handles it), not a new shot.
-        if cut is None and is_spike and before is not None and not held.thumb.blank:
+        # A cut *to* black starts a fade-like transition (the plateau handles it), not a new shot. The new
+        # picture must differ from each of the last few pictures: after a flash (or an object flung past the
+        # lens) the picture comes back to one seen a frame or two before.
+        if (
+            cut is None
+            and is_spike
+            and before is not None
+            and not held.thumb.blank
+            and all(hist_distance(seen, held.thumb) >= p.hard_confirm_distance for seen in self._pictures)
+        ):
             cut = Cut(t_s=held.t_s, kind="hard", start_s=before[0], end_s=held.t_s,
                       score=hist_distance(before[1], held.thumb))
             in_transition = False
+        if not held.thumb.blank:
+            self._pictures.append(held.thumb)
         steady = cut is not None or held.activity <= max(p.steady_ratio * typical, 0.01)
         return Verdict(t_s=held.t_s, thumb=held.thumb, cut=cut, in_transition=in_transition, steady=steady)
 
+    def _baseline(self, t_s: float) -> float:
+        """The median lagged distance between 2 × lag_s and lag_s ago: the content's own motion, measured
+        before a transition that may be starting now could move it."""
+        older = [d for t, d in self._distances if t <= t_s - self._lag_s + self._eps]
+        return statistics.median(older) if older else 0.0
+
     def _update_plateau(self, t_s: float, thumb: Thumb) -> Cut | None:
         p = self.params
-        if len(self._ring) <= self.lag:
-            return None
         ref_t, ref = self._ring[0]
-        if hist_distance(thumb, ref) >= p.plateau_distance or thumb.blank or ref.blank:
+        if ref_t > t_s - self._lag_s + self._eps:
+            return None  # less than lag_s of frames yet
+        distance = hist_distance(thumb, ref)
+        baseline = self._baseline(t_s)
+        self._distances.append((t_s, distance))
+        while self._distances[0][0] < t_s - 2 * self._lag_s - self._eps:
+            self._distances.popleft()
+        if distance >= p.plateau_distance:
+            # One disturbance (a van coming in, then leaving) is judged against the motion from before it
+            # began, even if the distance dips for less than lag_s in between.
+            if self._episode is None or t_s - self._episode.last_high_s > self._lag_s + self._eps:
+                self._episode = _Episode(baseline=baseline, start_s=ref_t, before=ref, last_high_s=t_s)
+            self._episode.last_high_s = t_s
+        episode_baseline = self._episode.baseline if self._episode is not None else baseline
+        opens = distance >= p.plateau_distance + p.motion_allowance * episode_baseline
+        if (self._plateau is not None and distance >= p.plateau_distance) or opens or thumb.blank or ref.blank:
             if self._sustained_change:
                 return None
             if self._plateau is None:
-                # The reference frame is K frames back: usually still before the transition began.
+                # The reference frame is lag_s back: usually still before the transition began.
                 before = self._last_picture if ref.blank else ref
-                self._plateau = _Plateau(start_s=ref_t, before=before, first_mid_s=t_s, last_ref_s=ref_t)
+                start_s = ref_t
+                episode = self._episode
+                if episode is not None and episode.start_s < start_s and not episode.before.blank:
+                    before, start_s = episode.before, episode.start_s  # from before the disturbance began
+                if self._pending is not None:  # the picture did not hold: the same change goes on
+                    before, start_s = self._pending.before, self._pending.cut.start_s
+                    self._pending = None
+                self._plateau = _Plateau(start_s=start_s, before=before, first_mid_s=t_s, last_ref_s=ref_t)
             self._plateau.last_ref_s = ref_t
             if t_s - self._plateau.start_s > p.max_transition_s:
                 self._plateau, self._sustained_change = None, True
@@ -274,7 +386,24 @@ class ShotDetector:
         if score < p.confirm_distance:
             return None  # a flash, or motion that came back to the same view
         midpoint = (plateau.first_mid_s + plateau.last_ref_s) / 2
-        return Cut(t_s=round(midpoint, 3), kind="gradual", start_s=plateau.start_s, end_s=t_s, score=score)
+        cut = Cut(t_s=round(midpoint, 3), kind="gradual", start_s=plateau.start_s, end_s=t_s, score=score)
+        self._pending = _Pending(cut=cut, before=plateau.before, after=thumb, confirm_at_s=t_s + self._lag_s)
+        return None
+
+    def _settle(self, thumb: Thumb) -> Cut | None:
+        """The pending gradual cut if its new picture held (and still differs from the one before)."""
+        pending, self._pending = self._pending, None
+        p = self.params
+        if hist_distance(pending.after, thumb) >= p.settle_distance:
+            return None  # still changing: something crossed the frame
+        if hist_distance(pending.before, thumb) < p.confirm_distance:
+            return None
+        return pending.cut
+
+
+def _at_gap(change: float, gap: float, held_gap: float) -> float:
+    """A change seen over ``gap`` seconds, scaled to ``held_gap`` (as is when either is unknown)."""
+    return change * held_gap / gap if gap > 0 and held_gap > 0 else change
 
 
 def detector_stride(fps: float, params: SceneParams) -> int:

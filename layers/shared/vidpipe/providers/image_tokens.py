@@ -1,8 +1,9 @@
 """Documented image-token rules per model family, and the cheapest frame size.
 
-Used three ways: to plan frames (the size that costs fewest tokens), to
-estimate a request's cost before reserving budget, and by the provider
-emulator to fill ``usage`` the way the real providers do.
+Used two ways: to plan frames (the size that costs fewest tokens) and to
+estimate a request's cost before reserving budget. (The provider emulator
+keeps its own implementation of the documented rules, so its ``usage`` is
+an independent check on these estimates.)
 
 - Gemini: an image with both sides ≤ 384 px costs 258 tokens; a larger one is
   tiled in 768×768 tiles, 258 tokens each.

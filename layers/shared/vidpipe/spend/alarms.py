@@ -1,6 +1,6 @@
 """Budget utilisation: a metric on every change, an SNS alarm once per crossing.
 
-After a reservation or reconciliation changes a scope, its item is read back and
+After a reservation, a charge beyond it or a settlement changes a scope, its item is read back and
 ``BudgetUtilization`` (percent of the limit spent or reserved) is emitted as an
 EMF metric with the one dimension ``service`` (what the template's
 BudgetUtilizationAlarm watches: one metric, however many models) and the scope

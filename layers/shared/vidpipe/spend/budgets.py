@@ -8,24 +8,33 @@ DynamoDB condition expressions cannot add, so ``spent + reserved + amount <=
 limit`` cannot be written as a condition. Each scope item therefore keeps
 ``headroom = limit - spent - reserved`` up to date in the same updates that
 move ``spent`` and ``reserved``, and the condition is ``headroom >= :amount``.
-A scope item is created by the first reservation of its period
+A scope item is created by the first reservation or charge of its period
 (``if_not_exists``), so no one has to provision the day's budget.
+
+Money a call spends reaches ``spent`` when its ledger entry is written, in
+the same transaction (``charge_items``, used by ``DynamoAccounting.record_call``):
+the cost is added to ``spent`` of the job's scopes and, while the job's
+reservation is LIVE, what is left of it is consumed (``reserved`` goes down by
+min(cost, amount - consumed), the reservation's ``consumed`` up by as much,
+conditional on the ``consumed`` that was read). So ``spent`` equals the ledger
+by construction, and settling or releasing a reservation only hands back its
+unconsumed remainder: never money the ledger shows as spent.
 
 Items (single table, keys pk/sk):
 
     BUDGET#<scope>     / <period>         limit, spent, reserved, headroom[, alarmed_at]
-    RESERVATION#<id>   / RESERVATION      job_id, model, amount, scopes, state,
-                                          created_at, expires_at[, actual_cost, settled_at |
+    RESERVATION#<id>   / RESERVATION      job_id, model, amount, consumed, scopes, state,
+                                          created_at, expires_at[, settled_at |
                                           released_at, ttl (30 days after it left LIVE)]
     RESERVATIONS#LIVE  / <expires_ms>#<id>  index of live reservations, by expiry
 
-A reservation moves LIVE → SETTLED (reconcile) or LIVE → RELEASED (release,
-sweep), each move a transaction conditional on the state it read, so it
-happens exactly once. A reservation the sweep released may still be
-reconciled: the money was spent, so it is added to ``spent`` (RELEASED →
-SETTLED) rather than lost. The index item lets the sweep find expired
-reservations with one Query instead of a Scan; it is written and deleted in
-the same transactions as the reservation, so it is never stale.
+A reservation moves LIVE → SETTLED (settle) or LIVE → RELEASED (release,
+sweep), each move a transaction conditional on the state and ``consumed`` it
+read, so it happens exactly once and never races a call's consumption. A call
+recorded after the move adds to ``spent`` of the scopes (the current day's and
+month's) without touching the reservation. The index item lets the sweep find
+expired reservations with one Query instead of a Scan; it is written and
+deleted in the same transactions as the reservation, so it is never stale.
 """
 
 from __future__ import annotations
@@ -39,9 +48,10 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from vidpipe import aws
+from vidpipe.accounting import reservation_id_for
 from vidpipe.config import Settings
 from vidpipe.errors import BudgetExceeded
-from vidpipe.jobs import from_item, stable_id, to_item
+from vidpipe.jobs import from_item, to_item
 from vidpipe.observability import logger
 from vidpipe.spend.alarms import BudgetAlarm
 from vidpipe.spend.ddb import Clock, cancellation_reasons, clock_fn, query_items, transact
@@ -68,7 +78,12 @@ class Reservation(BaseModel):
     state: ReservationState
     created_at: Decimal
     expires_at: Decimal
-    actual_cost: Decimal | None = None
+    consumed: Decimal = Decimal(0)  # what recorded calls took of ``amount``
+    actual_cost: Decimal | None = None  # the job's ledger total when settled (for reading only)
+
+    @property
+    def remainder(self) -> Decimal:
+        return self.amount - self.consumed
 
     @property
     def key(self) -> dict:
@@ -111,8 +126,8 @@ class Budgets:
                 reservation_id: str | None = None, ttl_s: int | None = None) -> Reservation:
         """Reserve ``amount`` in every scope, or raise BudgetExceeded naming the scopes.
 
-        Idempotent per ``reservation_id`` (default: one per job and model): a retried
-        call returns the reservation already made. ``ttl_s`` (default
+        Idempotent per ``reservation_id`` (default: ``reservation_id_for(job_id)``, the
+        job's one reservation): a retried call returns the reservation already made. ``ttl_s`` (default
         Settings.reservation_ttl_s) must outlast the work; the sweep releases it after.
         """
         amount = quantize_usd(Decimal(amount))
@@ -125,7 +140,7 @@ class Budgets:
             raise self._refusal([(s.ref, self._read(s.ref) | {"limit": s.limit}) for s in too_big], amount)
 
         reservation = Reservation(
-            reservation_id=reservation_id or stable_id("rsv", job_id, model), job_id=job_id, model=model,
+            reservation_id=reservation_id or reservation_id_for(job_id), job_id=job_id, model=model,
             amount=amount, scopes=[scope.ref for scope in scopes], state=ReservationState.LIVE,
             created_at=_seconds(now), expires_at=_seconds(now + (ttl_s or self.config.reservation_ttl_s)),
         )
@@ -148,35 +163,98 @@ class Budgets:
         self.alarm.observe(reservation.scopes)
         return reservation
 
-    def reconcile(self, reservation_id: str, actual_cost: Decimal) -> bool:
-        """Replace the reservation by what was actually spent. False if already settled."""
-        actual = quantize_usd(Decimal(actual_cost))
-        if actual < 0:
-            raise ValueError("a cost must not be negative")
-        # Each failed move means another writer advanced the state (LIVE → RELEASED
-        # → SETTLED only moves forward), so this loop ends within three rounds.
-        while True:
-            reservation = self._require(reservation_id)
-            if reservation.state is ReservationState.SETTLED:
-                return False
-            if reservation.state is ReservationState.LIVE:
-                figures = {"#spent": actual, "#reserved": -reservation.amount,
-                           "#headroom": reservation.amount - actual}
-            else:
-                figures = {"#spent": actual, "#headroom": -actual}
-            extra = {"actual_cost": actual, "settled_at": _seconds(self._now())}
-            if self._move(reservation, ReservationState.SETTLED, figures, extra):
-                self.alarm.observe(reservation.scopes)
-                return True
+    def charge_items(self, job_id: str, model: str, cost: Decimal, reservation: Reservation | None
+                     ) -> tuple[list[dict], list[ScopeRef], bool]:
+        """Transaction items that add ``cost`` to ``spent`` of the call's scopes and, while
+        ``reservation`` (as read) is LIVE, consume what is left of it. ``cost`` may be
+        negative: an estimate replaced by the provider's smaller figure.
+
+        The call's scopes: while the reservation is LIVE, the periods it was made in
+        (``spent`` lands where ``reserved`` was held); otherwise the current ones. The
+        global day and month, the call model's daily scope if it has a limit, and the
+        job's own scope when the reservation has one. The reservation item's update is
+        conditional on its state and ``consumed`` as read: a caller that loses a race
+        reads again (see ``is_stale``). Returns (items, scopes touched, whether any
+        utilisation rose).
+        """
+        cost = quantize_usd(Decimal(cost))
+        live = reservation is not None and reservation.state is ReservationState.LIVE
+        at = float(reservation.created_at) if live else self._now()
+        scopes = self.config.scopes(at, model, job_id, None)
+        limits: dict[ScopeRef, Decimal | None] = {scope.ref: scope.limit for scope in scopes}
+        if reservation is not None:
+            # The scopes a LIVE reservation took exist since it was made: their update names no
+            # ``limit``, so the functions that record calls need no right to write one (template.yaml).
+            held = reservation.scopes if live else [ref for ref in reservation.scopes if ref.is_job]
+            limits |= {ref: None for ref in held if ref in limits or ref.is_job}
+        spent = dict.fromkeys(limits, cost)
+        consume = min(max(cost, Decimal(0)), reservation.remainder) if live else Decimal(0)
+        released = {ref: -consume for ref in reservation.scopes} if consume else {}
+        for ref in released:
+            limits.setdefault(ref, None)
+        items = [self._charge(ref, limit, spent.get(ref, Decimal(0)), released.get(ref, Decimal(0)))
+                 for ref, limit in limits.items()]
+        if consume:
+            old = reservation.consumed
+            condition = "#state = :live AND " + (
+                "(attribute_not_exists(#consumed) OR #consumed = :old)" if old == 0 else "#consumed = :old")
+            items.append({"Update": {
+                "TableName": self.table, "Key": reservation.key,
+                "UpdateExpression": "SET #consumed = :new",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#state": "state", "#consumed": "consumed"},
+                "ExpressionAttributeValues": to_item({":live": str(ReservationState.LIVE), ":old": old,
+                                                      ":new": old + consume}),
+            }})
+        return items, list(limits), cost > consume
+
+    def _charge(self, ref: ScopeRef, limit: Decimal | None, spent: Decimal, reserved: Decimal) -> dict:
+        """One scope's update: ADD spent and reserved, headroom down by their sum. A scope
+        first seen here (a call without a reservation, on a new day) is created at its limit."""
+        values = {":spent": spent, ":reserved": reserved, ":used": spent + reserved}
+        if limit is None:  # a reservation's job scope: its item exists since the reservation
+            head = "#headroom = #headroom - :used"
+        else:
+            head = "#limit = if_not_exists(#limit, :limit), #headroom = if_not_exists(#headroom, :limit) - :used"
+            values[":limit"] = limit
+        return {"Update": {
+            "TableName": self.table, "Key": ref.key,
+            "UpdateExpression": f"SET {head} ADD #spent :spent, #reserved :reserved",
+            "ExpressionAttributeNames": {name: _NAMES[name] for name in ("#headroom", "#spent", "#reserved")}
+            | ({"#limit": "limit"} if limit is not None else {}),
+            "ExpressionAttributeValues": to_item(values),
+        }}
+
+    @staticmethod
+    def is_stale(reasons: list[dict], items: list[dict]) -> bool:
+        """Whether a cancelled charge lost the race for its reservation (read it again)."""
+        return any(r.get("Code") == "ConditionalCheckFailed" and "RESERVATION#" in item.get("Update", {})
+                   .get("Key", {}).get("pk", {}).get("S", "") for r, item in zip(reasons, items))
+
+    def settle(self, reservation_id: str, actual_cost: Decimal | None = None) -> bool:
+        """LIVE → SETTLED, giving back the unconsumed remainder. False if it had already left
+        LIVE (or was never made). ``actual_cost`` (the job's ledger total) is kept for reading."""
+        extra = {"settled_at": _seconds(self._now())}
+        if actual_cost is not None:
+            extra["actual_cost"] = quantize_usd(Decimal(actual_cost))
+        return self._finish(reservation_id, ReservationState.SETTLED, extra)
 
     def release(self, reservation_id: str) -> bool:
-        """Give the reserved amount back. False if it was already settled or released
-        (or never made: a failure path may release what it did not get)."""
-        reservation = self.get(reservation_id)
-        if reservation is None or reservation.state is not ReservationState.LIVE:
-            return False
-        figures = {"#reserved": -reservation.amount, "#headroom": reservation.amount}
-        return self._move(reservation, ReservationState.RELEASED, figures, {"released_at": _seconds(self._now())})
+        """LIVE → RELEASED, giving back the unconsumed remainder. False if it had already left
+        LIVE (or was never made: a failure path may release what it did not get)."""
+        return self._finish(reservation_id, ReservationState.RELEASED, {"released_at": _seconds(self._now())})
+
+    def _finish(self, reservation_id: str, to: ReservationState, extra: dict) -> bool:
+        # A failed move means a call consumed some of it meanwhile (read again) or another
+        # writer moved it out of LIVE (then the next read returns False).
+        while True:
+            reservation = self.get(reservation_id)
+            if reservation is None or reservation.state is not ReservationState.LIVE:
+                return False
+            rest = reservation.remainder
+            if self._move(reservation, to, {"#reserved": -rest, "#headroom": rest}, extra):
+                self.alarm.observe(reservation.scopes)
+                return True
 
     def sweep_expired(self, now: float | None = None) -> int:
         """Release every live reservation past its expiry (its holder died). Returns how
@@ -204,12 +282,6 @@ class Budgets:
         """limit / spent / reserved / headroom of one scope (zeros before its first reservation)."""
         return self._read(ref)
 
-    def _require(self, reservation_id: str) -> Reservation:
-        reservation = self.get(reservation_id)
-        if reservation is None:
-            raise KeyError(f"no reservation {reservation_id!r}")
-        return reservation
-
     def _take(self, scope: Scope, amount: Decimal) -> dict:
         return {"Update": {
             "TableName": self.table, "Key": scope.ref.key,
@@ -232,8 +304,8 @@ class Budgets:
         return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
     def _move(self, reservation: Reservation, to: ReservationState, figures: dict, extra: dict) -> bool:
-        """Apply ``figures`` (ADDs) to every scope and move the state, iff it is still
-        the state we read. False when another writer moved it first."""
+        """Apply ``figures`` (ADDs) to every scope and move the state, iff the state and
+        ``consumed`` are still what we read. False when another writer changed them first."""
         adds = [{"Update": {
             "TableName": self.table, "Key": ref.key,
             "UpdateExpression": "ADD " + ", ".join(f"{name} :v{i}" for i, name in enumerate(figures)),
@@ -244,9 +316,11 @@ class Budgets:
         move = {"Update": {
             "TableName": self.table, "Key": reservation.key,
             "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-            "ConditionExpression": "#f0 = :from",
-            "ExpressionAttributeNames": {f"#f{i}": name for i, name in enumerate(fields)},
-            "ExpressionAttributeValues": to_item({":from": str(reservation.state),
+            "ConditionExpression": "#f0 = :from AND " + (
+                "(attribute_not_exists(#consumed) OR #consumed = :consumed)" if reservation.consumed == 0
+                else "#consumed = :consumed"),
+            "ExpressionAttributeNames": {f"#f{i}": name for i, name in enumerate(fields)} | {"#consumed": "consumed"},
+            "ExpressionAttributeValues": to_item({":from": str(reservation.state), ":consumed": reservation.consumed,
                                                   **{f":f{i}": v for i, v in enumerate(fields.values())}}),
         }}
         items = [*adds, move]

@@ -40,20 +40,38 @@ def cancellation_reasons(exc: ClientError) -> list[dict]:
     return exc.response.get("CancellationReasons", [])
 
 
+# Cancellation reasons that say "not now" rather than "no": another transaction held an
+# item (TransactionConflict), or DynamoDB throttled one (on-demand tables throttle too,
+# on a hot partition or past the table's previous peak). botocore does not retry a
+# cancelled transaction, whatever its reasons.
+TRANSIENT_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded",
+                                     "RequestLimitExceeded"})
+THROTTLE_CANCELLATIONS = TRANSIENT_CANCELLATIONS - {"TransactionConflict"}
+
+
+def transient_cancellation(exc: ClientError) -> bool:
+    """A TransactionCanceledException whose only reasons are transient (conflicts, throttles)."""
+    codes = {reason.get("Code") for reason in cancellation_reasons(exc)} - {"None", None}
+    return bool(codes) and codes <= TRANSIENT_CANCELLATIONS
+
+
 def transact(client, items: list[dict], sleep: Callable[[float], None] = time.sleep, attempts: int = 8) -> None:
     """TransactWriteItems, retried with full-jitter backoff while it is cancelled only
-    by TransactionConflict (another transaction touching one of its items at the
-    same moment: routine on hot budget and aggregate items, and not retried by
-    botocore). Any other cancellation is the caller's to interpret."""
+    by transient reasons: TransactionConflict (another transaction touching one of
+    its items at the same moment: routine on hot budget and aggregate items) and
+    throttling (backed off longer: up to 2 s a try). Any other cancellation is the
+    caller's to interpret; a transient one that outlives the attempts is raised as
+    it is, and the handler edge reports it as AwsTransient (``vidpipe.handback``)."""
     for attempt in range(attempts):
         try:
             client.transact_write_items(TransactItems=items)
             return
         except ClientError as exc:
-            codes = {reason.get("Code") for reason in cancellation_reasons(exc)} - {"None"}
-            if codes != {"TransactionConflict"} or attempt == attempts - 1:
+            if not transient_cancellation(exc) or attempt == attempts - 1:
                 raise
-            sleep(random.uniform(0, min(1.0, 0.025 * 2**attempt)))
+            codes = {reason.get("Code") for reason in cancellation_reasons(exc)}
+            cap = 2.0 if codes & THROTTLE_CANCELLATIONS else 1.0
+            sleep(random.uniform(0, min(cap, 0.025 * 2**attempt)))
 
 
 def query_items(client, **kwargs) -> Iterator[dict]:

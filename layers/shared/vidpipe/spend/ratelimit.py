@@ -9,16 +9,26 @@ sleeps (injected) until its slot. Later callers queue behind the booked
 instant, so waiters are served in order and no herd re-reads the bucket when a
 token drips in. A slot further away than the caller may wait is not booked:
 RateLimited(retry_after_s) hands the call back to Step Functions instead of a
-Lambda idling.
+Lambda idling. What the caller may wait is ``max_wait_s``, cut to the step's
+deadline (``vidpipe.deadline``): a wait must leave the call after it the
+deadline's minimum attempt time, so a Lambda near its timeout is handed back
+rather than killed in the middle of its wait or of the call.
 
-Sizing. A classic bucket (capacity = limit, refill = limit per minute) admits up
-to twice its limit in a minute: a full burst, then a minute of refill. Here a
-bucket holds ``C = max(1, burst × limit)`` and refills ``(limit + 1 − C) / 60``
-per second. What a window [t, t + 60 s) admits is at most what the bucket held
-at t plus what dripped in before t + 60 s, strictly less than C + 60·rate =
-limit + 1, so at most ``limit`` requests (or tokens): the provider's
-per-minute limit holds for every minute, at the price of a sustained rate
-slightly below it (burst 10 %: 55 of 60 rpm). A call larger than the token
+Sizing. The provider counts requests per 60 s window, and it counts them
+when they arrive, which is a little after the slot we booked (the caller
+wakes, sends, the request travels). A classic bucket (capacity = limit,
+refill = limit per minute) admits up to twice its limit in a minute: a full
+burst, then a minute of refill. Here a bucket holds ``C = max(1, burst ×
+limit)`` and refills ``(limit + 1 − C) / (60 + margin)`` per second. Then
+any ``limit + 1`` consecutive admissions need ``limit + 1 − C`` refills, so
+they span at least ``60 + margin`` seconds: no window of 60 s, closed at both
+ends, holds more than ``limit`` of them, even when each request reaches the
+provider up to ``margin`` seconds after its slot. (Without the margin the
+bound is met exactly: at 3 rpm slots 20 s apart put 4 requests in the closed
+window [0 s, 60 s], and a little arrival jitter puts a 5th in.) The price is
+a sustained rate below the limit: 60 rpm with burst 10 % and a 2 s margin
+sustains 53 rpm. Levels round down, waits round up and the clock is read
+rounded down, so rounding never admits early. A call larger than the token
 capacity could never be admitted and is rejected up front.
 
     RATE#<provider> / BUCKET    requests, tokens, at (levels valid at), version
@@ -34,11 +44,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from botocore.exceptions import ClientError
 
-from vidpipe import aws
+from vidpipe import aws, deadline
 from vidpipe.errors import InputRejected, RateLimited
 from vidpipe.jobs import from_item, to_item
 from vidpipe.spend.ddb import Clock, clock_fn, error_code
 
+WINDOW_S = Decimal(60)  # the provider's rate window
 _MICRO = Decimal("0.000001")
 _MILLI = Decimal("0.001")
 
@@ -49,11 +60,13 @@ class Bucket:
     per_second: Decimal
 
     @classmethod
-    def for_limit(cls, per_minute: int, burst: Decimal) -> Bucket:
+    def for_limit(cls, per_minute: int, burst: Decimal, margin_s: Decimal = Decimal(2)) -> Bucket:
         if per_minute < 1:
             raise ValueError("a rate limit must be at least 1 per minute")
+        if margin_s <= 0:
+            raise ValueError("the margin must be positive: without it a closed 60 s window can hold limit + 1")
         capacity = max(1, math.floor(per_minute * burst))
-        return cls(Decimal(capacity), Decimal(per_minute + 1 - capacity) / 60)
+        return cls(Decimal(capacity), Decimal(per_minute + 1 - capacity) / (WINDOW_S + margin_s))
 
     def refill(self, level: Decimal, elapsed: Decimal) -> Decimal:
         return min(self.capacity, level + elapsed * self.per_second).quantize(_MICRO, rounding=ROUND_FLOOR)
@@ -68,11 +81,11 @@ class Bucket:
 class RateLimiter:
     def __init__(self, table: str, rpm: int, tpm: int, client=None, clock: Clock | None = None,
                  sleep: Callable[[float], None] | None = None, burst: Decimal = Decimal("0.1"),
-                 max_conflicts: int = 50):
+                 margin_s: Decimal = Decimal(2), max_conflicts: int = 50):
         self.table = table
         self.ddb = client or aws.client("dynamodb")
-        self.requests = Bucket.for_limit(rpm, burst)
-        self.tokens = Bucket.for_limit(tpm, burst)
+        self.requests = Bucket.for_limit(rpm, burst, margin_s)
+        self.tokens = Bucket.for_limit(tpm, burst, margin_s)
         self.limits = f"{rpm} rpm, {tpm} tpm"
         self._now = clock_fn(clock)
         self._sleep = sleep or time.sleep
@@ -81,7 +94,8 @@ class RateLimiter:
     def acquire(self, provider: str, tokens: int = 0, max_wait_s: float = 30.0) -> float:
         """Take one request and ``tokens`` from the provider's buckets, waiting for
         them if need be; returns the seconds waited. Raises RateLimited when the
-        wait would exceed ``max_wait_s``."""
+        wait would exceed ``max_wait_s`` or the step's deadline's wait budget."""
+        max_wait_s = deadline.current().wait_budget_s(max_wait_s)
         need = Decimal(tokens)
         if need > self.tokens.capacity:
             raise InputRejected(f"a call of {tokens} tokens exceeds {provider}'s token bucket of "
@@ -90,7 +104,7 @@ class RateLimiter:
         conflicts = 0
         while True:
             item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
-            now = Decimal(str(self._now())).quantize(_MICRO)
+            now = Decimal(str(self._now())).quantize(_MICRO, rounding=ROUND_FLOOR)
             stored = from_item(item) if item else {"requests": self.requests.capacity,
                                                    "tokens": self.tokens.capacity, "at": now, "version": 0}
             # The levels hold at stored["at"]: later than now when calls are queued
@@ -102,7 +116,7 @@ class RateLimiter:
             wait = start + until_slot - now
             if wait > Decimal(str(max_wait_s)):
                 raise RateLimited(f"rate limit {provider} ({self.limits}): next slot in {float(wait):.3f}s, "
-                                  f"more than the {max_wait_s:g}s this call may wait",
+                                  f"more than the {max_wait_s:.3g}s this call may wait",
                                   retry_after_s=float(wait), provider=provider)
             booked = {"requests": self.requests.refill(requests, until_slot) - 1,
                       "tokens": self.tokens.refill(token_level, until_slot) - need,

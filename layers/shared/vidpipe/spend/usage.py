@@ -28,6 +28,16 @@ class UsageVerdict(StrEnum):
     OVER_COUNTED = "over_counted"
 
 
+def usage_verdict(expected_prompt_tokens: int, reported_prompt_tokens: int, images: int,
+                  tolerance: float = 0.5) -> UsageVerdict:
+    """The verdict of check_usage, without logging it (the report restates it)."""
+    if images > 0 and reported_prompt_tokens < expected_prompt_tokens * (1 - tolerance):
+        return UsageVerdict.IMAGES_DROPPED
+    if reported_prompt_tokens > expected_prompt_tokens * (1 + tolerance):
+        return UsageVerdict.OVER_COUNTED
+    return UsageVerdict.OK
+
+
 def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, images: int, *,
                 model: str, job_id: str | None = None, tolerance: float = 0.5) -> UsageVerdict:
     """Compare the reported prompt tokens with the estimate for a call that sent ``images``.
@@ -39,12 +49,9 @@ def check_usage(expected_prompt_tokens: int, reported_prompt_tokens: int, images
     Over-counted: more than ``1 + tolerance`` of the estimate. The text estimate
     (≈ 4 characters a token) is rough, hence the wide margin.
     """
-    if images > 0 and reported_prompt_tokens < expected_prompt_tokens * (1 - tolerance):
-        verdict = UsageVerdict.IMAGES_DROPPED
-    elif reported_prompt_tokens > expected_prompt_tokens * (1 + tolerance):
-        verdict = UsageVerdict.OVER_COUNTED
-    else:
-        return UsageVerdict.OK
+    verdict = usage_verdict(expected_prompt_tokens, reported_prompt_tokens, images, tolerance)
+    if verdict is UsageVerdict.OK:
+        return verdict
     logger.warning(
         "provider usage disagrees with the image-token rules",
         extra={"verdict": str(verdict), "model": model, "job_id": job_id, "images": images,

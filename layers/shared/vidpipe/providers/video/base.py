@@ -74,8 +74,10 @@ class VideoProvider(ABC):
     def status(self, provider_job_id: str) -> Status: ...
 
     @abstractmethod
-    def cancel(self, provider_job_id: str) -> bool:
-        """Ask the provider to stop. False when the API has no way to cancel."""
+    def cancel(self, provider_job_id: str) -> Status | None:
+        """Ask the provider to stop; returns the job's state in the provider's answer
+        (``failed`` once it stopped, ``completed`` if it finished first, and then it is
+        billed), or None when the API has no way to cancel."""
 
     def download_headers(self, url: str) -> dict[str, str]:
         """Headers a download of ``url`` needs (credentials only for the provider's own origin)."""
@@ -97,22 +99,50 @@ class HttpVideoProvider(VideoProvider):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs) -> dict[str, Any]:
-        response = send_with_retry(self.http, method, self.base_url + path, policy=self.policy, sleep=self.sleep,
-                                   on_attempt=self.on_attempt, headers={**self._auth(), **(headers or {})},
-                                   **kwargs)
+        """The answer's JSON object. An error raised after the request may have reached the
+        provider without its answer reaching us (read timeout, cut or garbled body) carries
+        ``details["answer_lost"] = True``: for a submit, the provider may hold a job we cannot name."""
+        sent = _SentRequests(self.http)
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            # Every call here is safe to repeat (submit carries its idempotency key),
-            # so a garbled answer is worth another try rather than a failed job.
-            raise ProviderRetryable(f"{self.name}: {method} {path} answered HTTP {response.status_code} "
-                                    "without a JSON object")
-        return body
+            response = send_with_retry(sent, method, self.base_url + path, policy=self.policy, sleep=self.sleep,
+                                       on_attempt=self.on_attempt, headers={**self._auth(), **(headers or {})},
+                                       **kwargs)
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                sent.lost = True
+                # Every call here is safe to repeat (submit carries its idempotency key),
+                # so a garbled answer is worth another try rather than a failed job.
+                raise ProviderRetryable(f"{self.name}: {method} {path} answered HTTP {response.status_code} "
+                                        "without a JSON object")
+            return body
+        except (ProviderError, ProviderRetryable) as exc:
+            if sent.lost:
+                exc.details["answer_lost"] = True
+            raise
 
     def download_headers(self, url: str) -> dict[str, str]:
         return self._auth() if _origin(httpx.URL(url)) == _origin(httpx.URL(self.base_url)) else {}
+
+
+class _SentRequests:
+    """Wraps the HTTP client to note an attempt whose answer was lost after the request
+    may have reached the provider (anything but a connection that was never made)."""
+
+    def __init__(self, http: httpx.Client):
+        self.http = http
+        self.lost = False
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        try:
+            return self.http.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise  # never reached the provider
+        except (httpx.TimeoutException, httpx.TransportError):
+            self.lost = True
+            raise
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -137,5 +167,6 @@ def fraction(progress: Any) -> float | None:
 def required_str(body: dict[str, Any], key: str, provider: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise ProviderError(f"{provider}: answer lacks {key!r}", malformed=True)
+        # The provider answered 2xx: whatever it did, we cannot tell what it was.
+        raise ProviderError(f"{provider}: answer lacks {key!r}", malformed=True, answer_lost=True)
     return value

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from vidpipe import aws
 from vidpipe.errors import ProviderError, ProviderRetryable
@@ -70,9 +70,7 @@ class BedrockVideoProvider(VideoProvider):
 
     def status(self, provider_job_id: str) -> Status:
         answer = self._invoke(self.client.get_async_invoke, invocationArn=provider_job_id)
-        state = STATES.get(answer.get("status", ""))
-        if state is None:
-            raise ProviderError(f"bedrock: unknown async invoke status {answer.get('status')!r}")
+        state = STATES.get(answer.get("status", ""), "processing")  # unknown: still under way
         if state == "failed":
             return Status("failed", error=answer.get("failureMessage") or "no reason given")
         if state == "completed":
@@ -80,8 +78,8 @@ class BedrockVideoProvider(VideoProvider):
             return Status("completed", progress=1.0, s3_uri=f"{folder}/output.mp4")
         return Status("processing")
 
-    def cancel(self, provider_job_id: str) -> bool:
-        return False
+    def cancel(self, provider_job_id: str) -> None:
+        return None
 
     def _invoke(self, operation: Callable[..., dict], **params) -> dict:
         if self.on_attempt:
@@ -95,5 +93,7 @@ class BedrockVideoProvider(VideoProvider):
             if code in RETRYABLE_CODES:
                 raise ProviderRetryable(reason.strip()) from exc
             raise ProviderError(reason.strip()) from exc
-        except BotoCoreError as exc:
+        except EndpointConnectionError as exc:
             raise ProviderRetryable(f"bedrock: {type(exc).__name__}") from exc
+        except BotoCoreError as exc:  # sent, but the answer never arrived whole
+            raise ProviderRetryable(f"bedrock: {type(exc).__name__}", answer_lost=True) from exc

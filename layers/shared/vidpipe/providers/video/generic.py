@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from vidpipe.errors import ProviderError
 from vidpipe.providers.video.base import (HttpVideoProvider, Status, Submitted, VideoRequest, error_text,
                                           estimated_eta_s, fraction, required_str)
 
@@ -44,10 +43,12 @@ class GenericVideoProvider(HttpVideoProvider):
                          eta_s=float(eta) if _is_number(eta) and eta > 0 else estimated_eta_s(request.duration_s))
 
     def status(self, provider_job_id: str) -> Status:
-        answer = self._call("GET", self._path(self.paths.status, provider_job_id))
-        state = STATES.get(str(answer.get("status", "")).lower())
-        if state is None:
-            raise ProviderError(f"generic: unknown job status {answer.get('status')!r}")
+        return self._status(self._call("GET", self._path(self.paths.status, provider_job_id)))
+
+    def _status(self, answer: dict[str, Any]) -> Status:
+        # A status we do not know is a job still under way: only "completed" is billed,
+        # and the deadline bounds the wait.
+        state = STATES.get(str(answer.get("status", "")).lower(), "processing")
         eta = answer.get("eta_seconds")
         common: dict[str, Any] = {"progress": fraction(answer.get("progress")),
                                   "eta_s": float(eta) if _is_number(eta) else None}
@@ -57,9 +58,9 @@ class GenericVideoProvider(HttpVideoProvider):
             return Status("completed", download_url=required_str(answer, "video_url", self.name), **common)
         return Status(state, **common)
 
-    def cancel(self, provider_job_id: str) -> bool:
-        self._call("POST", self._path(self.paths.cancel, provider_job_id))
-        return True
+    def cancel(self, provider_job_id: str) -> Status:
+        """The answer is the job as the cancel left it: ``completed`` when it finished first."""
+        return self._status(self._call("POST", self._path(self.paths.cancel, provider_job_id)))
 
     @staticmethod
     def _path(template: str, provider_job_id: str) -> str:

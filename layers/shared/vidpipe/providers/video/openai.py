@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from urllib.parse import quote
 
-from vidpipe.errors import ProviderError
 from vidpipe.providers.video.base import (HttpVideoProvider, Status, Submitted, VideoRequest, error_text,
                                           estimated_eta_s, fraction, required_str)
 
@@ -31,9 +30,7 @@ class OpenAIVideoProvider(HttpVideoProvider):
     def status(self, provider_job_id: str) -> Status:
         video_id = quote(provider_job_id, safe="")
         answer = self._call("GET", f"/v1/videos/{video_id}")
-        state = STATES.get(str(answer.get("status")))
-        if state is None:
-            raise ProviderError(f"openai: unknown video status {answer.get('status')!r}")
+        state = STATES.get(str(answer.get("status")), "processing")  # unknown: still under way
         progress = fraction(answer.get("progress"))
         if state == "failed":
             return Status("failed", progress=progress, error=error_text(answer.get("error")))
@@ -41,5 +38,5 @@ class OpenAIVideoProvider(HttpVideoProvider):
             return Status("completed", progress=1.0, download_url=f"{self.base_url}/v1/videos/{video_id}/content")
         return Status(state, progress=progress)
 
-    def cancel(self, provider_job_id: str) -> bool:
-        return False
+    def cancel(self, provider_job_id: str) -> None:
+        return None
