@@ -428,7 +428,13 @@ def record(scenario: Scenario, outcome: Outcome, money, swept: dict, problems: l
         out.write(json.dumps(line, default=str) + "\n")
 
 
-@pytest.mark.parametrize("scenario", MATRIX, ids=[s.id for s in MATRIX])
+# `make test` runs one scenario per endpoint (the fault whose bill is hardest to match: an
+# answer generated but never readable); the whole matrix is `make faults` (CI runs both).
+SMOKE = frozenset(f"{endpoint}-truncate-always" for endpoint in ENDPOINTS)
+
+
+@pytest.mark.parametrize("scenario", [
+    pytest.param(s, id=s.id, marks=() if s.id in SMOKE else pytest.mark.faults) for s in MATRIX])
 def test_given_a_provider_fault_or_an_interruption_when_the_job_runs_then_every_cent_is_recorded_and_nothing_is_left(
         stack, analysis_clip, scenario):
     started, cpu = time.monotonic(), time.process_time()

@@ -376,7 +376,7 @@ def test_given_50_generations_and_5_one_hour_analyses_at_once_when_they_run_then
     with Meter(s) as meter:
         analyses = [upload(s, f"uploads/hour {i}.mp4", video) for i in range(5)]
         generations = [send_generation(s, i) for i in range(50)]
-        jobs = wait_for_jobs(s, analyses + generations, timeout_s=900)
+        jobs = wait_for_jobs(s, analyses + generations, timeout_s=1200)
         meter.collect_histories(s.analysis_arn)
         meter.collect_histories(s.generation_arn)
     wall_s = time.monotonic() - started
