@@ -21,7 +21,7 @@ demo: .venv
 	$(VENV)/bin/vidpipe demo --out out/demo
 
 test: .venv
-	$(VENV)/bin/python -m pytest -n 2 -q -m "not scale and not faults"
+	$(VENV)/bin/python -m pytest -n 2 -q -m "not scale and not faults and not built"
 
 # The whole fault matrix (tests/integration/test_fault_matrix.py, docs/reliability.md): every fault
 # kind on every endpoint, once and always, plus stops and kills. `make test` runs one per endpoint.
@@ -56,6 +56,7 @@ lint: .venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam validate --lint --region us-east-1
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build --region us-east-1 --build-dir .aws-sam/build
 	$(VENV)/bin/python scripts/check_lambda_sizes.py .aws-sam/build
+	VIDPIPE_SAM_BUILD_DIR=.aws-sam/build $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m built tests/unit/test_template_operations.py
 
 # Every function in a real Lambda container: `sam local invoke` against `vidpipe local up`
 # (scripts/sam_local/run.sh). As root: installs docker.io and debootstrap when missing and
