@@ -17,6 +17,19 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 @pytest.fixture
+def mocked_aws(monkeypatch) -> Iterator[None]:
+    """moto for every AWS service, with fake credentials (never a real account)."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
 def make_stack(tmp_path_factory) -> Iterator[Callable[..., object]]:
     """Start a LocalStack with options (one at a time); stopped after the test."""
     from vidpipe_local.clock import VirtualClock

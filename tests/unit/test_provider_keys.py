@@ -5,7 +5,6 @@ import json
 import boto3
 import httpx
 import pytest
-from moto import mock_aws
 
 from vidpipe import aws, redaction
 from vidpipe.config import Settings
@@ -19,21 +18,17 @@ OLD, NEW = "gw-key-old-5a91c3", "gw-key-new-77d2e0"
 
 
 @pytest.fixture
-def secret(monkeypatch):
+def secret(mocked_aws):
     """A provider secret in (moto) Secrets Manager: (arn, put(value))."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        aws.reset_clients()
-        client = boto3.client("secretsmanager", region_name="us-east-1")
-        arn = client.create_secret(Name="provider-keys", SecretString="{}")["ARN"]
+    aws.reset_clients()
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="provider-keys", SecretString="{}")["ARN"]
 
-        def put(keys: dict) -> None:
-            client.put_secret_value(SecretId=arn, SecretString=json.dumps(keys))
+    def put(keys: dict) -> None:
+        client.put_secret_value(SecretId=arn, SecretString=json.dumps(keys))
 
-        yield arn, put
-        aws.reset_clients()
+    yield arn, put
+    aws.reset_clients()
 
 
 def test_given_a_key_set_after_the_container_started_when_used_then_it_is_read_then_not_at_cold_start(secret):

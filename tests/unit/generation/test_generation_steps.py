@@ -8,10 +8,10 @@ from generation_fakes import Clock, FakeAccounting, MemoryWatches, ScriptedProvi
 from vidpipe.accounting import reservation_id_for
 from vidpipe.errors import BudgetExceeded, ProviderError, ProviderRetryable
 from vidpipe.generation.check import GenerationTimedOut, check_generation
-from vidpipe.generation.enhance import Enhancement
+from vidpipe.generation.enhance import Enhancement, enhancement_tokens
 from vidpipe.generation.physics import Physics
 from vidpipe.generation.polling import PollPolicy
-from vidpipe.generation.reserve import enhancement_tokens, reserve_generation
+from vidpipe.generation.reserve import reserve_generation
 from vidpipe.generation.submit import idempotency_key, submit_generation
 from vidpipe.providers.video import Status
 

@@ -6,7 +6,6 @@ import random
 import boto3
 import pytest
 from botocore.exceptions import IncompleteReadError
-from moto import mock_aws
 
 from vidpipe.errors import InputRejected
 from vidpipe.s3_file import open_s3_object
@@ -17,14 +16,10 @@ BODY = random.Random(5).randbytes(300_000)
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+def s3(mocked_aws):
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import threading
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 
 from spend_testkit import TABLE
@@ -22,20 +21,15 @@ def dynamodb_client():
 
 
 @pytest.fixture
-def ddb(monkeypatch, dynamodb_client):
+def ddb(mocked_aws, dynamodb_client):
     """A fresh moto DynamoDB with the template's table shape (pk/sk strings, on demand)."""
-    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        dynamodb_client.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-        )
-        yield dynamodb_client
+    dynamodb_client.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+    )
+    return dynamodb_client
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from vidpipe.accounting import Accounting
-from vidpipe.generation.enhance import MAX_ANSWER_TOKENS, instructions
+from vidpipe.generation.enhance import enhancement_tokens
 from vidpipe.generation.messages import GenerateJob
-from vidpipe.providers.image_tokens import text_tokens
 from vidpipe.providers.video import billed_seconds
 
 # (model, seconds, resolution, fps) → USD; in production PriceTable.video_cost.
@@ -27,11 +26,6 @@ class Reservation(BaseModel):
     estimate_usd: Decimal  # the whole reservation: enhancement + clip
     billed_seconds: float
     enhancement_usd: Decimal = Decimal(0)
-
-
-def enhancement_tokens(request: GenerateJob) -> tuple[int, int]:
-    """(input, output) tokens of one enhancement call at most: its messages and a full answer."""
-    return sum(text_tokens(m["content"]) for m in instructions(request)), MAX_ANSWER_TOKENS
 
 
 def reserve_generation(job_id: str, request: GenerateJob, accounting: Accounting, video_cost: VideoCost,
