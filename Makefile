@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 PY312_DIR := $(dir $(PYTHON))
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: demo test test-fast faults scale lint sam-local bench clean
+.PHONY: demo test test-fast faults long scale lint sam-local bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ demo: .venv
 	$(VENV)/bin/vidpipe demo --out out/demo
 
 test: .venv
-	$(VENV)/bin/python -m pytest -n 2 -q -m "not scale and not faults and not built"
+	$(VENV)/bin/python -m pytest -n 2 -q -m "not scale and not faults and not built and not long"
 
 # The whole fault matrix (tests/integration/test_fault_matrix.py, docs/reliability.md): every fault
 # kind on every endpoint, once and always, plus stops and kills. `make test` runs one per endpoint.
 faults: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m faults
+
+# Local-stack runs that take over ~20 s each (a 47-shot production, webhook fallbacks): CI runs them.
+long: .venv
+	$(VENV)/bin/python -m pytest -n 2 -q -m long
 
 # The scale runs (tests/integration/test_scale.py): a one-hour video, then 50 generations and 5 one-hour
 # analyses at once. Figures for docs/scale.md: bench/scale_costs.py. MALLOC_ARENA_MAX=2: with hundreds of

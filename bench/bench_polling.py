@@ -12,6 +12,12 @@ Three provider behaviours:
   late job looks 99% done with 0 s left (the generic API / emulator shape).
 Target (accurate ETA): at most a third of fixed polling's checks, the clip
 picked up within max(10% of the true completion time, 15 s).
+
+Then the same question on the local stack with completion webhooks (docs/webhooks.md):
+N generation jobs per row, one after another, on ``LocalStack`` (VirtualClock, the real ASL under moto, the
+emulator's call log counting status checks), without a webhook secret (polling), with
+webhooks delivered, and with webhooks lost (the polling fallback). ``--jobs N`` (default 8),
+``--local-only`` skips the simulation.
 """
 
 from __future__ import annotations
@@ -133,11 +139,74 @@ def _dur(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 600 else f"{seconds:g} s"
 
 
+LOCAL_ROWS = (  # provider, the emulator's true job time, webhook secret, emulator webhook mode
+    ("generic", 30, False, "on"), ("generic", 30, True, "on"), ("generic", 30, True, "off"),
+    ("generic", 30, True, "forged"),
+    ("openai", 120, False, "on"), ("openai", 120, True, "on"), ("openai", 120, True, "off"),
+)
+
+
+def local_stack_rows(jobs: int) -> list[str]:
+    """Status checks per job on the local stack: polling, webhooks, webhooks lost or forged.
+    The generic API reports an accurate ETA; OpenAI's gives none (vidpipe estimates 30 s for a
+    1 s clip, the emulator takes 120 s)."""
+    import json
+    import statistics
+    import time
+
+    from vidpipe.generation.messages import execution_name, parse_job_message
+    from vidpipe.observability import logger
+    from vidpipe_local.clock import VirtualClock
+    from vidpipe_local.stack import LocalStack
+
+    rows = ["| provider (true job time) | webhook secret | emulator webhooks | jobs | succeeded "
+            "| status checks per job (mean / max) | pick-up delay after the clip was ready (mean / max) | real time |",
+            "|---|---|---|---|---|---|---|---|"]
+    models = {"generic": "vidgen-1", "openai": "sora-2"}
+    for provider, eta_s, webhooks, mode in LOCAL_ROWS:
+        started = time.monotonic()
+        options = {"webhook_mode": mode, "default_eta_s": float(eta_s)}
+        with LocalStack(clock=VirtualClock(), webhooks=webhooks, emulator_options=options) as stack:
+            logger.setLevel("ERROR")  # refused (forged) webhooks log a warning each
+            records = []
+            for n in range(jobs):  # one after another: concurrent Wait states would add up on the VirtualClock
+                body = json.dumps({"type": "generate", "prompt": f"bench clip {n}: a kite over a beach",
+                                   "duration_s": 1, "fps": 12, "resolution": "160x96", "provider": provider,
+                                   "model": models[provider]})
+                stack.sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=body)
+                records.append(stack.wait_for_job(execution_name(parse_job_message(body)), timeout_s=300))
+            checks: dict[str, int] = {}
+            for call in stack.emulator.calls:
+                if call.kind == "video.status":
+                    checks[call.job_id] = checks.get(call.job_id, 0) + 1
+            done = [r for r in records if r["status"] == "SUCCEEDED"]
+            per_job = [checks.get(r["details"]["provider_job_id"], 0) for r in done]
+            delays = [r["details"]["timings"]["completed_at"] - r["details"]["timings"]["submitted_at"] - eta_s
+                      for r in done]
+        elapsed = time.monotonic() - started
+        rows.append(f"| {provider} ({eta_s} s) | {'yes' if webhooks else 'no'} | {mode if webhooks else '-'} "
+                    f"| {jobs} | {len(done)} | {statistics.mean(per_job):.2f} / {max(per_job)} "
+                    f"| {statistics.mean(delays):.0f} s / {max(delays):.0f} s | {elapsed:.1f} s |")
+    return rows
+
+
 def main() -> None:
-    for line in table():
-        print(line)
-    print()
-    print(never_finishing(Settings()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=8, help="generation jobs per local-stack row")
+    parser.add_argument("--local-only", action="store_true", help="skip the pure simulation")
+    args = parser.parse_args()
+    if not args.local_only:
+        for line in table():
+            print(line)
+        print()
+        print(never_finishing(Settings()))
+        print()
+    settings = Settings()
+    print(f"Local stack (WebhookFallbackSeconds {settings.webhook_fallback_s} s):")
+    for line in local_stack_rows(args.jobs):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

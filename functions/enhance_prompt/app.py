@@ -5,6 +5,7 @@ from vidpipe.generation.enhance import enhance_prompt
 from vidpipe.generation.events import JobEvent, parse_event
 from vidpipe.handback import handing_back
 from vidpipe.observability import annotate_job, lambda_handler, logger
+from vidpipe.routing import chat_model
 from vidpipe.runtime import deps
 
 
@@ -14,7 +15,8 @@ def handler(event, context):
         job = parse_event(JobEvent, event)
         annotate_job(job.job_id)
         d = deps()
-        enhancement = enhance_prompt(job.job_id, job.request, chat_client(d), d.accounting, d.settings.enhance_model)
+        model = chat_model(job.request.tier, "enhancement", d.settings)  # [ROUTING] the tier's
+        enhancement = enhance_prompt(job.job_id, job.request, chat_client(d), d.accounting, model)
         if enhancement.fallback_reason:
             logger.warning("prompt enhancement fell back", extra={"reason": enhancement.fallback_reason})
         return enhancement.model_dump(mode="json")

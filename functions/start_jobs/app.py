@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidpipe import aws
+from vidpipe.completion import AnnounceDeps, announce
 from vidpipe.config import get_settings
 from vidpipe.jobs import JobStore
 from vidpipe.observability import lambda_handler, logger
@@ -23,9 +24,12 @@ def _queues() -> dict[str, SourceQueue]:
 
 def _service() -> StartJobs:
     s = get_settings()
+    announcer = AnnounceDeps(s)
     return StartJobs(JobStore(s.table_name), aws.client("stepfunctions"), aws.client("s3"),
                      s.analysis_state_machine_arn, s.generation_state_machine_arn, s.media_bucket,
-                     sqs=aws.client("sqs"), queues=_queues())
+                     sqs=aws.client("sqs"), queues=_queues(),
+                     announce=lambda job: announce(job, deps=announcer),  # REJECTED jobs are announced
+                     production_arn=s.production_state_machine_arn)
 
 
 def record_handler(record: SQSRecord) -> list[str]:

@@ -47,7 +47,7 @@ def handler(event, context):
         annotate_job(job.job_id)
         d = deps()
         s = d.settings
-        provider = video_provider(job.poll.provider, d)
+        provider = video_provider(job.poll.provider, d, base_url=job.poll.base_url)  # [ROUTING] the route's
         opener = source_opener(s3=d.s3, bucket=s.media_bucket, policy=DownloadPolicy.from_settings(s),
                                headers_for=provider.download_headers,
                                before_download=lambda: d.accounting.acquire(job.poll.provider))

@@ -8,13 +8,15 @@ the same job return the recorded poll state without calling the provider again.
 from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
                                                          idempotent_function)
 
-from vidpipe import clock
+from vidpipe import clock, reference_image
+from vidpipe.completion_webhooks import apply_webhooks
 from vidpipe.config import get_settings
-from vidpipe.generation.events import SubmitEvent, parse_event, video_provider, watch_store
+from vidpipe.generation.events import SubmitEvent, parse_event, route_provider, watch_store
+from vidpipe.generation.fallback import AttemptLog, submit_on_routes
 from vidpipe.generation.polling import PollPolicy
-from vidpipe.generation.submit import submit_generation
 from vidpipe.handback import handing_back
 from vidpipe.observability import annotate_job, lambda_handler, logger
+from vidpipe.routing import video_routes
 from vidpipe.runtime import deps
 
 persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name)
@@ -26,12 +28,19 @@ def submit(event: dict) -> dict:
     job = parse_event(SubmitEvent, event)
     d = deps()
     s = d.settings
-    poll = submit_generation(
-        job.job_id, job.request, job.enhancement, video_provider(job.request.provider, d), d.accounting,
-        watch_store(d), policy=PollPolicy.from_settings(s), deadline_s=s.poll_deadline_s,
+    # Fetched and checked before any paid call: a bad image is InputRejected (FAILED, nothing paid).
+    reference = reference_image.load(job.request.reference_image, d)
+    # [ROUTING] the job's routes in order: an unavailable provider hands over to the next (fallback.py)
+    poll = submit_on_routes(
+        job.job_id, job.request, job.enhancement, video_routes(job.request, s), lambda route: route_provider(route, d),
+        d.accounting, watch_store(d), AttemptLog(s.table_name, d.jobs.ddb), policy=PollPolicy.from_settings(s),
+        deadline_s=s.poll_deadline_s,
         output_s3_uri=f"s3://{s.media_bucket}/{s.video_output_s3_prefix}/{job.job_id}/provider",
-        now=clock.now)
-    logger.info("generation submitted", extra={"provider_job_id": poll.provider_job_id, "eta_s": poll.eta_s})
+        now=clock.now, reference=reference)
+    poll = apply_webhooks(poll, d, clock.now())  # [WEBHOOKS] wait on the completion webhook
+    logger.info("generation submitted", extra={"provider_job_id": poll.provider_job_id, "eta_s": poll.eta_s,
+                                               "provider": poll.provider, "model": poll.model,
+                                               "route_index": poll.route_index})
     return poll.model_dump(mode="json")
 
 

@@ -12,6 +12,8 @@
 from aws_lambda_powertools.metrics import MetricUnit
 
 from vidpipe import aws, clock
+from vidpipe.completion import announce
+from vidpipe.errors import AwsTransient
 from vidpipe.generation.events import STATUS_RETRY, video_provider, watch_store
 from vidpipe.generation.watch import resolve_watches
 from vidpipe.jobs import json_safe
@@ -26,6 +28,19 @@ INTENT_GRACE_S = 900.0
 WATCH_GIVE_UP_AFTER_DEADLINE_S = 24 * 3600.0
 
 
+def _announce(record: dict, d) -> None:
+    """A reaped job ended too: announce it (vidpipe.completion). Best effort here: a failed
+    announcement must not stop the sweep, and the next run will not reap the job again."""
+    if not record:
+        return
+    try:
+        announce(record, deps=d)
+    except AwsTransient as exc:
+        logger.error("a reaped job could not be announced", extra={"job_id": record.get("job_id"),
+                                                                  "reason": exc.reason})
+        emit_metric("AnnounceFailed", MetricUnit.Count, 1)
+
+
 @lambda_handler
 def handler(event, context):
     d = deps()
@@ -34,12 +49,15 @@ def handler(event, context):
     reaped = reap_jobs(d.jobs, sfn, d.accounting, now=clock.now,
                        deadline_for=Deadlines(sfn, fallback_s=float(s.reservation_ttl_s)))
     watches = resolve_watches(watch_store(d), d.jobs, d.accounting,
-                              lambda name: video_provider(name, d, STATUS_RETRY), now=clock.now,
+                              lambda name, base_url=None: video_provider(name, d, STATUS_RETRY, base_url=base_url),
+                              now=clock.now,
                               give_up_after_s=s.poll_deadline_s + WATCH_GIVE_UP_AFTER_DEADLINE_S)
     # Every reaped job was stuck: JobsStuckAlarm, and a system failure of its kind.
     emit_metric("JobsReaped", MetricUnit.Count, len(reaped))
     for job in reaped:
-        emit_job_outcome((d.jobs.get(job["job_id"]) or {}).get("kind", "unknown"), "FAILED", job["error"])
+        record = d.jobs.get(job["job_id"]) or {}
+        emit_job_outcome(record.get("kind", "unknown"), "FAILED", job["error"])
+        _announce(record, d)
     swept = d.accounting.sweep(intents_older_than_s=INTENT_GRACE_S)
     result = {"reaped": reaped, "watches": watches, **swept}
     logger.info("swept", extra=json_safe(result))

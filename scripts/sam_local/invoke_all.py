@@ -49,6 +49,10 @@ EXPECTED_ERRORS: dict[str, str] = {
     "store_video.json": "JobNotRunning",
 }
 
+# Keys other events read the sample video at, besides the probe's upload: the shot that
+# events/assemble_episode.json assembles (a production's shots are StoreVideo's outputs).
+SAMPLE_COPIES = ("outputs/gen-events-sample-shot-1/video.mp4",)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -168,7 +172,8 @@ def upload_sample(endpoint: str, bucket: str, key: str, workdir: Path) -> None:
     demo_video(path)
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint,
                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    s3.upload_file(str(path), bucket, key)
+    for target in (key, *SAMPLE_COPIES):
+        s3.upload_file(str(path), bucket, target)
 
 
 # ------------------------------------------------------------------ invoking

@@ -186,7 +186,7 @@ def test_given_calls_when_listed_and_reset_over_http_then_records_then_empty(cli
         "kind": "chat", "method": "POST", "path": "/v1/chat/completions", "timestamp": 1_700_000_000.0, "status": 200,
         "model": "gemini-2.5-flash", "image_signatures": [calls[0]["image_signatures"][0]], "prompt_tokens": 258,
         "completion_tokens": calls[0]["completion_tokens"], "job_id": None, "fault": None,
-        "client_request_id": "attempt-1",
+        "client_request_id": "attempt-1", "reference_image": None,
     }]
     assert emulator.calls == [] and emulator.faults.list() == []
     assert emulator.bill()["items"] == []

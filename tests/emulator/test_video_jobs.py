@@ -100,11 +100,20 @@ def test_given_openai_job_when_clock_advances_then_video_object_progresses_and_c
 
 
 def test_given_openai_multipart_submit_when_created_then_same_video_object(client):
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (160, 90), (10, 20, 30)).save(png, format="PNG")
     response = client.post("/v1/videos", data={"model": "sora-2", "prompt": "waves", "seconds": "4", "size": "160x90"},
-                           files={"input_reference": ("ref.txt", b"ignored", "text/plain")})
+                           files={"input_reference": ("ref.png", png.getvalue(), "image/png")})
+    junk = client.post("/v1/videos", data={"model": "sora-2", "prompt": "waves", "seconds": "4", "size": "160x90"},
+                       files={"input_reference": ("ref.txt", b"not an image", "text/plain")})
 
     assert response.status_code == 200
     assert response.json()["seconds"] == "4"
+    assert junk.status_code == 400  # an input_reference must be an image (tests/emulator/test_reference_image_emulator.py)
 
 
 def test_given_openai_job_when_deleted_then_gone(client):

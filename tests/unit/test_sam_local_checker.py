@@ -81,8 +81,10 @@ def test_given_the_template_then_every_function_has_an_event_file():
 
 
 def test_given_the_local_stack_names_then_the_events_name_its_bucket_literally():
-    resolver = Resolver(stack_name="vidpipe-local", parameters={})
-    name_resources(load_template(REPO / "template.yaml"), resolver)
+    template = load_template(REPO / "template.yaml")
+    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    resolver = Resolver(stack_name="vidpipe-local", parameters=defaults)
+    name_resources(template, resolver)
     bucket = resolver.refs["MediaBucket"]
 
     for name in ("probe_video", "extract_frames", "summarize_report"):

@@ -50,8 +50,14 @@ class Settings(BaseSettings):
     media_bucket: str = ""
     analysis_state_machine_arn: str = ""
     generation_state_machine_arn: str = ""
+    production_state_machine_arn: str = ""  # [PRODUCTION] StartJobs starts produce jobs there
     provider_secret_arn: str = ""
     alarm_topic_arn: str = ""
+    # Completion events out (vidpipe.completion): the EventBridge bus every terminal job is
+    # announced on, and the queue callbacks are delivered from. Unset: nothing is announced.
+    event_bus_name: str = ""
+    callbacks_queue_url: str = ""
+    callbacks_dead_letter_url: str = ""  # CallbackFunction: where an undeliverable callback goes, with why
 
     # Chat (analysis + prompt enhancement) through an OpenAI-compatible gateway
     chat_base_url: HttpUrl = "https://api.openai.com/v1"
@@ -65,6 +71,8 @@ class Settings(BaseSettings):
     video_base_url: HttpUrl = "https://video.example.com"
     video_model: str = Field(default="vidgen-1", min_length=1)
     video_output_s3_prefix: str = Field(default="outputs", min_length=1)
+    # Tiers and fallbacks (vidpipe/routing.py): a JSON document or its path; "" = the packaged table
+    routing_table_json: str = ""
 
     # Analysis (fps and frames_per_chunk as AnalysisOptions bounds them)
     segment_seconds: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 60.0
@@ -82,6 +90,9 @@ class Settings(BaseSettings):
     poll_deadline_s: Seconds = 3600.0
     poll_min_wait_s: Seconds = 5.0
     poll_max_wait_s: Seconds = 300.0
+    # [WEBHOOKS] With a webhook secret, a job waits this long for the provider's completion webhook
+    # before one status check (then waits again): the polling fallback (docs/webhooks.md).
+    webhook_fallback_s: Annotated[int, Field(ge=1, le=86400)] = 600
 
     # Spend
     price_table_json: str = ""  # overrides the packaged price table when set
@@ -104,6 +115,10 @@ class Settings(BaseSettings):
     download_deadline_s: float = Field(default=420.0, gt=0)
     download_min_bytes_per_s: int = Field(default=64 * 1024, ge=0)
     download_min_rate_grace_s: float = Field(default=30.0, ge=0)
+    # Callbacks (vidpipe.callbacks): one POST must answer within this; attempts before the DLQ
+    # (the CallbacksQueue's maxReceiveCount in template.yaml).
+    callback_timeout_s: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] = 5.0
+    callback_max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
 
     # Local profile: provider seconds per real second (1 = real time).
     time_scale: float = Field(default=1.0, gt=0)

@@ -1,5 +1,9 @@
 """The last step of both flows: settle the money, then record a terminal job state.
 
+The terminal state is then announced (vidpipe.completion: an EventBridge event and,
+if asked, a callback); a failed announcement raises AwsTransient and the step's
+Retry runs this again, which settles nothing twice and announces again.
+
 Settling happens on failure too: calls left in flight (intents) are recorded at
 their estimate, and what no call consumed of the reservation goes back, so a
 failed job never leaks a reservation. Spend itself reached the budget when each
@@ -13,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from vidpipe.completion import announce
 from vidpipe.jobs import JobStatus
 from vidpipe.observability import logger
 from vidpipe.redaction import redact
@@ -52,4 +57,9 @@ def finalize(event: FinalizeInput, deps: Deps) -> dict:
         status, error = JobStatus.FAILED, explain(event.error)
         logger.warning("job failed", extra={"job_id": event.job_id, **error})
     deps.jobs.update(event.job_id, status, outputs=event.outputs, details=event.details, error=error, spend=totals)
+    # Announced as stored: on a retry (the update already done, the announcement failed) or when
+    # another writer ended the job first, the record's own terminal state is what is announced.
+    record = deps.jobs.get(event.job_id)
+    if record is not None:
+        announce(record, deps=deps)
     return {"job_id": event.job_id, "status": str(status), "error": error, "spend": totals}

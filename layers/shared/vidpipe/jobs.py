@@ -1,8 +1,9 @@
 """Job records in the single table: pk=JOB#<id>, sk=JOB.
 
-A job moves PENDING → RUNNING → SUCCEEDED | FAILED, or is REJECTED when its
-input never validated. Terminal states are final: a late writer cannot move a
-job out of one (conditional update).
+A job moves PENDING → RUNNING → SUCCEEDED | FAILED | PARTIAL (a production
+some of whose shots failed), or is REJECTED when its input never validated.
+Terminal states are final: a late writer cannot move a job out of one
+(conditional update). Reaching one is announced (vidpipe.completion).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from vidpipe import aws
 
-TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED")
+TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "PARTIAL")
 
 # A REJECTED record quotes what it was sent, so it is bounded whatever was sent
 # (DynamoDB refuses items over 400 KB): the reason is at most MAX_REASON_CHARS,
@@ -34,6 +35,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
+    PARTIAL = "PARTIAL"  # terminal: a production delivered, with some shots missing
 
 
 RUNNING_INDEX_PK = "JOBS#RUNNING"

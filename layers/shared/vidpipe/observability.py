@@ -132,6 +132,8 @@ def emit_job_outcome(kind: str, status: str, error: str | None = None) -> None:
     SystemFailuresAlarm (failure_class=system only) read."""
     if status == "SUCCEEDED":
         emit_metric("JobsSucceeded", MetricUnit.Count, 1, dimensions={"kind": kind})
+    elif status == "PARTIAL":  # delivered with gaps (a production's failed shots): not a job failure
+        emit_metric("JobsPartial", MetricUnit.Count, 1, dimensions={"kind": kind})
     else:
         emit_metric("JobsFailed", MetricUnit.Count, 1, dimensions={"kind": kind, "failure_class": failure_class(error)},
                     metadata={"error": error or "Unknown"})

@@ -88,7 +88,10 @@ def deps() -> Deps:
     from vidpipe import clock
     from vidpipe.spend.accounting import DynamoAccounting
 
+    from vidpipe.routing import routing_table
+
     settings = get_settings()
+    routing_table(settings)  # [ROUTING] a bad or unpriced routing table fails the cold start, naming the model
     return Deps(
         settings=settings,
         s3=aws.client("s3"),

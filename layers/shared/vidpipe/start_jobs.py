@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pydantic_core
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,11 +28,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vidpipe.analysis.models import AnalysisOptions
+from vidpipe.errors import AwsTransient
 from vidpipe.input_fields import quoted, readable_error
 from vidpipe.jobs import MAX_REASON_CHARS, JobStatus, JobStore, cut, rejection, stable_id
 from vidpipe.observability import emit_metric, logger
 
 OPTIONS_METADATA_KEY = "vidpipe-options"  # x-amz-meta-vidpipe-options: JSON analysis options
+SCRIPTS_PREFIX = "scripts/"  # [PRODUCTION] scripts dropped here start productions (template.yaml notification)
+SCRIPT_SUFFIXES = ("txt", "md", "json")
 UPLOADS_PREFIX = "uploads/"  # the media bucket's notification filter (template.yaml): only these are analysed
 QUOTED_BODY_CHARS = 200  # how much of a rejected message its record keeps
 MAX_KEY_CHARS = 1024  # S3's own limit on a key
@@ -92,10 +97,14 @@ class _S3Record(_Loose):
 
 class StartJobs:
     def __init__(self, jobs: JobStore, sfn, s3, analysis_arn: str, generation_arn: str, media_bucket: str,
-                 sqs=None, queues: dict[str, SourceQueue] | None = None):
+                 sqs=None, queues: dict[str, SourceQueue] | None = None,
+                 announce: Callable[[dict], Any] | None = None, production_arn: str = ""):
+        self.production_arn = production_arn  # [PRODUCTION] produce messages and scripts/ drops
         self.jobs, self.sfn, self.s3, self.sqs = jobs, sfn, s3, sqs
         self.analysis_arn, self.generation_arn, self.media_bucket = analysis_arn, generation_arn, media_bucket
         self.queues = queues or {}
+        # vidpipe.completion.announce, bound to its deps: a REJECTED job is terminal and announced.
+        self.announce = announce
 
     # ------------------------------------------------------------ one SQS record
     def handle_record(self, body: str, message_id: str, queue_arn: str) -> list[Started]:
@@ -163,6 +172,8 @@ class StartJobs:
         if not event.eventName.startswith("ObjectCreated:"):
             return refuse(f"Records.{index}.eventName: only ObjectCreated events start an analysis, "
                           f"not {quoted(event.eventName)}")
+        if bucket == self.media_bucket and key.startswith(SCRIPTS_PREFIX):
+            return self.start_script(bucket, key, event.s3.object.eTag)
         problem = self._not_an_upload(bucket, key)
         if problem:
             return refuse(f"Records.{index}.s3: {problem}")
@@ -188,11 +199,14 @@ class StartJobs:
                                    version_id=version_id or head.get("VersionId"))
 
     def start_analysis(self, job_id: str, bucket: str, key: str, options: AnalysisOptions,
-                       content: str | None = None, version_id: str | None = None) -> Started:
+                       content: str | None = None, version_id: str | None = None,
+                       callback_url: str | None = None) -> Started:
         request = {"bucket": bucket, "key": key, "options": options.model_dump(mode="json", exclude_none=True)}
         # version_id None (a job message): ProbeVideo pins the version there when it runs.
-        return self._create_and_start(job_id, "analysis", request, self.analysis_arn,
-                                      {"job_id": job_id, **request, "version_id": version_id}, content)
+        execution_input = {"job_id": job_id, **request, "version_id": version_id}
+        if callback_url:  # on the record, for the completion announcement (vidpipe.completion)
+            request["callback_url"] = callback_url
+        return self._create_and_start(job_id, "analysis", request, self.analysis_arn, execution_input, content)
 
     def _not_an_upload(self, bucket: str, key: str) -> str | None:
         """Why s3://bucket/key may not be analysed, or None."""
@@ -218,17 +232,95 @@ class StartJobs:
                 bucket, key = job.bucket_and_key
                 problem = self._not_an_upload(bucket, key)
                 if problem:
-                    return self.reject_job(job_id, "analysis", {"message_id": message_id,
-                                                                "s3_uri": cut(job.s3_uri, QUOTED_BODY_CHARS)},
+                    refused = {"message_id": message_id, "s3_uri": cut(job.s3_uri, QUOTED_BODY_CHARS),
+                               "callback_url": job.callback_url}
+                    return self.reject_job(job_id, "analysis", {k: v for k, v in refused.items() if v},
                                            [f"s3_uri: {problem}"], content)
-                return self.start_analysis(job_id, bucket, key, job.options, content)
+                return self.start_analysis(job_id, bucket, key, job.options, content, callback_url=job.callback_url)
+            if job.type == "produce":
+                return self.start_production(job_id, job, content)
             request = job.model_dump(mode="json")
+            problem = self._reference_image_problem(job)  # [REFIMG]
+            if problem:
+                return self.reject_job(job_id, "generation", request, [f"reference_image: {problem}"], content)
             return self._create_and_start(job_id, "generation", request, self.generation_arn,
                                           {"job_id": job_id, "request": request}, content)
         except _TokenTaken as taken:
             return self.reject(body, message_id, [
                 f"client_token: {quoted(job.client_token)} already names job {taken.job_id}, whose content differs; "
                 "a new job needs a new token"])
+
+    def _reference_image_problem(self, job) -> str | None:
+        """The reference image's URL form (media bucket, references/ prefix; https host's addresses).
+        The image itself is fetched and checked by SubmitGeneration (vidpipe.reference_image)."""
+        if getattr(job, "reference_image", None) is None:
+            return None
+        from vidpipe.config import get_settings
+        from vidpipe.net.download_guard import DownloadPolicy
+        from vidpipe.reference_image import url_problem
+
+        return url_problem(job.reference_image, media_bucket=self.media_bucket,
+                           policy=DownloadPolicy.from_settings(get_settings()))
+
+    # ------------------------------------------------------------ productions [PRODUCTION]
+    def start_production(self, job_id: str, job, content: str | None) -> Started:
+        """A produce job: its script (inline, or an object under scripts/ of the media bucket)
+        is read by the Storyboard step; here only where it is is checked."""
+        request = job.model_dump(mode="json")
+        problems = [f"characters.{i}.reference_image: {problem}" for i, c in enumerate(job.characters)
+                    if c.reference_image and (problem := self._image_url_problem(c.reference_image))]
+        if problems:  # the shots' generate jobs would be refused one by one, after the storyboard was paid
+            return self.reject_job(job_id, "production", {**request, "script": cut(job.script, QUOTED_BODY_CHARS)},
+                                   problems, content)
+        where = job.script_uri
+        if where and (where[0] != self.media_bucket or not where[1].startswith(SCRIPTS_PREFIX)):
+            return self.reject_job(job_id, "production", {**request, "script": cut(job.script, QUOTED_BODY_CHARS)},
+                                   [f"script: {job.script[:200]} is not under s3://{self.media_bucket}/{SCRIPTS_PREFIX}"],
+                                   content)
+        return self._create_and_start(job_id, "production", request, self.production_arn,
+                                      {"job_id": job_id, "request": request}, content)
+
+    def _image_url_problem(self, url: str) -> str | None:
+        from vidpipe.config import get_settings
+        from vidpipe.net.download_guard import DownloadPolicy
+        from vidpipe.reference_image import url_problem
+
+        return url_problem(url, media_bucket=self.media_bucket, policy=DownloadPolicy.from_settings(get_settings()))
+
+    def start_script(self, bucket: str, key: str, etag: str) -> Started:
+        """A script dropped under scripts/: .txt / .md is the script (options, as produce fields, in the
+        ``vidpipe-options`` metadata); .json is a produce message (``type`` may be omitted)."""
+        from vidpipe.generation.messages import InvalidJobMessage, parse_job_message
+
+        job_id = stable_id("pro", bucket, key, etag.strip('"'))
+        where = {"bucket": bucket, "key": key}
+        suffix = key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+        if suffix not in SCRIPT_SUFFIXES:
+            return self.reject_job(job_id, "production", where, [
+                f"key {quoted(key)}: a script under {SCRIPTS_PREFIX} must end in .txt, .md or .json"])
+        try:
+            if suffix == "json":
+                body = self.s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-262143")["Body"].read()
+                message = pydantic_core.from_json(body)
+                if not isinstance(message, dict):
+                    raise ValueError("not a JSON object")
+                message = {"type": "produce", **message}
+            else:
+                head = self.s3.head_object(Bucket=bucket, Key=key)
+                options = pydantic_core.from_json(head.get("Metadata", {}).get(OPTIONS_METADATA_KEY) or "{}")
+                if not isinstance(options, dict):
+                    raise ValueError(f"{OPTIONS_METADATA_KEY} metadata is not a JSON object")
+                stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0][:200] or "Untitled"
+                message = {"title": stem, **options, "type": "produce", "script": f"s3://{bucket}/{key}"}
+            job = parse_job_message(json.dumps(message))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return self.reject_job(job_id, "production", where, [f"s3://{bucket}/{key} no longer exists"])
+            raise
+        except (ValueError, InvalidJobMessage) as exc:
+            errors = exc.messages if isinstance(exc, InvalidJobMessage) else [f"s3://{bucket}/{key}: {exc}"]
+            return self.reject_job(job_id, "production", where, errors)
+        return self.start_production(job_id, job, content_digest(job))
 
     # ------------------------------------------------------------ shared
     def _create_and_start(self, job_id: str, kind: str, request: dict, state_machine_arn: str,
@@ -280,7 +372,17 @@ class StartJobs:
         error = rejection(errors)
         logger.warning("job rejected", extra={"job_id": job_id, "reason": error["reason"]})
         created = self._create(job_id, kind, request, content, status=JobStatus.REJECTED, error=error)
+        self._announce_rejection(job_id)
         return Started(job_id, kind, duplicate=not created)
+
+    def _announce_rejection(self, job_id: str) -> None:
+        """Announce the REJECTED job, also on a redelivery (the first announcement may be
+        what failed: EventBridge consumers dedupe on the event's ``id``)."""
+        if self.announce is None:
+            return
+        record = self.jobs.get(job_id)
+        if record and record.get("status") == JobStatus.REJECTED:
+            self.announce(record)
 
 
 def upload_job_id(bucket: str, key: str, etag: str, options: AnalysisOptions | dict | None = None) -> str:
@@ -311,6 +413,8 @@ def _options_errors(exc: ValidationError) -> list[str]:
 
 def _transient(exc: Exception) -> bool:
     """AWS being unwell (retry the record), as opposed to this message being unstorable."""
+    if isinstance(exc, AwsTransient):  # e.g. the rejection's announcement (vidpipe.completion)
+        return True
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code") not in MESSAGE_FAULT_CODES
     return isinstance(exc, BotoCoreError)

@@ -12,3 +12,13 @@ def timecode(seconds: float) -> str:
     minutes, rest = divmod(rest, 600)
     secs = f"{rest // 10:02d}.{rest % 10}"
     return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
+
+
+def timecode_ms(seconds: float) -> str:
+    """``62.5`` → ``'00:01:02.500'``: hours, minutes, seconds and milliseconds, always all four
+    (an episode's shot list and contact sheet, where times line up in a column)."""
+    millis = round(max(0.0, seconds) * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"

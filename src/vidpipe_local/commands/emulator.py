@@ -33,6 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="ENDPOINT:KIND[:key=value,...], e.g. chat:429:times=3,retry_after=2 (repeatable)",
     )
+    parser.add_argument(
+        "--provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also serve a provider NAME under /p/NAME/ with its own faults and jobs (repeatable; "
+        "fault it with POST /p/NAME/_emulator/faults); for fallback across providers (docs/routing.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.set_defaults(func=run)
 
@@ -51,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         rpm_limit=args.rpm,
         default_eta_s=args.eta,
     )
+    try:
+        for name in args.provider:
+            emulator.add_provider(name)
+    except ValueError as exc:
+        raise CommandError(str(exc), exit_code=2) from exc
     try:
         for spec in args.fault:
             emulator.faults.add_spec(spec)
@@ -72,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
               "GET /videos/ID/content?variant=video|thumbnail|spritesheet")
         print(f"  video base URL   {emulator.video_base_url}   POST /v1/video/generate, GET /v1/video/generations/ID")
         print(f"  control          {emulator.url}/_emulator/calls | /bill | /faults | /reset")
+        for name in args.provider:
+            print(f"  provider {name:<8} {emulator.provider_url(name)}   the same APIs; its control under "
+                  f"{emulator.provider_url(name)}/_emulator/")
         for fault in emulator.faults.list():
             print(f"  fault            {fault['endpoint']}:{fault['kind']} times={fault['times'] or 'always'}")
         print("Ctrl-C to stop", flush=True)

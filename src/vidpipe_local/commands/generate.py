@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--resolution", help="WxH, e.g. 1280x720")
     p.add_argument("--enhance", action="store_true", help="rewrite the prompt with a cheap chat model first")
     p.add_argument("--max-cost-usd", type=float)
+    p.add_argument("--tier", help="routing tier (docs/routing.md), e.g. draft, standard, premium")
+    p.add_argument("--image", type=Path, help="a reference image (local file, uploaded under references/) the clip "
+                   "starts from; with --file, the default for lines without reference_image")
     p.add_argument("--out", type=Path, help="folder for video.mp4, poster.jpg, job.json and vidpipe.log")
     p.add_argument("--timeout", type=float, default=900.0)
     add_common_options(p)
@@ -27,13 +30,56 @@ def register(sub) -> None:
 
 
 def messages_from(args) -> list[dict]:
+    image = str(args.image) if getattr(args, "image", None) else None
     if args.file:
         lines = [line for line in args.file.read_text().splitlines() if line.strip()]
-        return [json.loads(line) for line in lines]
+        messages = [json.loads(line) for line in lines]
+        for message in messages:
+            if isinstance(message, dict) and image and not message.get("reference_image"):
+                message["reference_image"] = image
+        return messages
     message = {"type": "generate", "prompt": args.prompt, "mode": args.mode, "enhance_prompt": args.enhance,
                "duration_s": args.duration, "fps": args.fps, "resolution": args.resolution,
-               "max_cost_usd": args.max_cost_usd}
+               "max_cost_usd": args.max_cost_usd, "reference_image": image, "tier": args.tier}
     return [{k: v for k, v in message.items() if v is not None}]
+
+
+def is_local_reference(value: object) -> bool:
+    return isinstance(value, str) and not value.startswith(("s3://", "https://", "http://"))
+
+
+def upload_references(session, messages: list[dict], base: Path) -> list[str | None]:
+    """Upload each message's local ``reference_image`` (relative to ``base``) under references/
+    (a content-addressed key: vidpipe.reference_image.reference_key) and put its s3:// URI in
+    its place. Returns, per message, why its image cannot be used (None: fine)."""
+    from vidpipe.errors import InputRejected
+    from vidpipe.reference_image import check, reference_key
+
+    problems: list[str | None] = []
+    uploaded: dict[Path, str] = {}
+    for message in messages:
+        value = message.get("reference_image") if isinstance(message, dict) else None
+        if not is_local_reference(value):
+            problems.append(None)
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        if path not in uploaded:
+            try:
+                data = path.read_bytes()
+                check(str(path), data)
+            except OSError as exc:
+                problems.append(f"reference_image: cannot read {path}: {exc.strerror}")
+                continue
+            except InputRejected as exc:
+                problems.append(f"{exc.reason} ({path})")
+                continue
+            key = reference_key(data, path.name)
+            session.client("s3").put_object(Bucket=session.bucket, Key=key, Body=data)
+            uploaded[path] = f"s3://{session.bucket}/{key}"
+        message["reference_image"] = uploaded[path]
+        problems.append(None)
+    return problems
 
 
 def run(args) -> int:
@@ -57,8 +103,16 @@ def _generate(args, messages: list[dict]) -> int:
 
     with stack_session(stack_url=getattr(args, "stack", None)) as session:
         session.announce()
+        base = args.file.parent if args.file else Path.cwd()
+        problems = upload_references(session, messages, base)
+        if len(messages) == 1 and problems[0]:
+            raise CommandError(f"invalid job: {problems[0]}", 2)
         job_ids = []
-        for message in messages:
+        for message, problem in zip(messages, problems, strict=True):
+            if problem:
+                print(f"vidpipe: a message was not sent: {problem}")
+                job_ids.append("")  # not sent: counted as a failure below
+                continue
             body = json.dumps(message)
             try:
                 job_ids.append(execution_name(parse_job_message(body)))
@@ -69,6 +123,9 @@ def _generate(args, messages: list[dict]) -> int:
             session.client("sqs").send_message(QueueUrl=session.endpoints.jobs_queue_url, MessageBody=body)
         failures = 0
         for job_id in job_ids:
+            if job_id == "":
+                failures += 1
+                continue
             if job_id is None:
                 failures += 1
                 print("a message was rejected: see `vidpipe status` for its reason")

@@ -25,6 +25,9 @@ def register(sub) -> None:
                          "for Lambda containers, the docker bridge address, e.g. 172.17.0.1)")
     up.add_argument("--time-scale", type=float, default=30.0,
                     help="provider seconds per real second for ETAs and Wait states (default 30)")
+    up.add_argument("--webhooks", action="store_true",
+                    help="the emulator sends signed completion webhooks to the stack's function URL; jobs wait "
+                         "for them instead of polling (docs/webhooks.md)")
     add_common_options(up, stack=False)
     up.set_defaults(func=run_up)
 
@@ -58,7 +61,7 @@ def run_up(args) -> int:
     started = time.time()
     stack = LocalStack(clock=ScaledClock(args.time_scale, start=started), server_port=args.port,
                        server_host=args.host, emulator_options={"host": args.host},
-                       background_pollers=True)
+                       background_pollers=True, webhooks=getattr(args, "webhooks", False))
     try:
         stack.start()
     except OSError as exc:
@@ -79,6 +82,9 @@ def run_up(args) -> int:
               f"{e.emulator_url}/v1)")
         print(f"    video          POST {e.emulator_url}/v1/videos, POST {e.emulator_url}/v1/video/generate")
         print(f"    control        {e.emulator_url}/_emulator/calls | /bill | /faults | /reset")
+        if stack.webhook_secret:
+            print(f"  webhooks         {stack.function_url('ProviderWebhookFunction')}/<provider>   "
+                  f"(the emulator signs them; mode: POST {e.emulator_url}/_emulator/webhooks)")
         print(f"  state file       {path}")
         print(f"  log              {log}")
         print("Try:")

@@ -33,7 +33,8 @@ request that was billed, or null), ``idempotency_key`` (video, or null),
 ``model``, ``input_tokens``, ``output_tokens`` (chat; null for video),
 ``seconds``, ``resolution`` ("WxH"), ``fps`` (video; null for chat) and
 ``at`` (emulator clock: when the completion was generated / the job
-completed). Items are ordered by ``at``. ``POST /_emulator/reset`` clears
+completed), and ``provider`` (the name of the provider under ``/p/<name>/``
+that served it; absent for the root one). Items are ordered by ``at``. ``POST /_emulator/reset`` clears
 the bill.
 """
 
@@ -53,6 +54,7 @@ class ChatCharge:
     input_tokens: int
     output_tokens: int
     at: float
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class WatchedJob:
     job: Job
     client_request_id: str | None
     idempotency_key: str | None
+    provider: str | None = None
 
 
 class Bill:
@@ -72,24 +75,29 @@ class Bill:
         with self._lock:
             self._chats.append(charge)
 
-    def watch_job(self, job: Job, client_request_id: str | None, idempotency_key: str | None) -> None:
+    def watch_job(self, job: Job, client_request_id: str | None, idempotency_key: str | None,
+                  provider: str | None = None) -> None:
         """A job the emulator created; billed once it completes (see ``read``)."""
         with self._lock:
-            self._jobs.append(WatchedJob(job, client_request_id, idempotency_key))
+            self._jobs.append(WatchedJob(job, client_request_id, idempotency_key, provider))
 
     def clear(self) -> None:
         with self._lock:
             self._chats.clear()
             self._jobs.clear()
 
-    def read(self, now: float) -> dict:
+    def read(self, now: float, provider: str | None = "*") -> dict:
+        """The bill; ``provider`` = a name (or None: the root provider) keeps that provider's items only."""
         with self._lock:
             chats, jobs = list(self._chats), list(self._jobs)
-        items = [_chat_item(charge) for charge in chats]
+        if provider != "*":
+            chats = [charge for charge in chats if charge.provider == provider]
+            jobs = [watched for watched in jobs if watched.provider == provider]
+        items = [_tagged(_chat_item(charge), charge.provider) for charge in chats]
         for watched in jobs:
             state = watched.job.state(now)
             if state.status == "completed":
-                items.append(_video_item(watched, state.completed_at))
+                items.append(_tagged(_video_item(watched, state.completed_at), watched.provider))
         items.sort(key=lambda item: item["at"])  # stable: same-time items keep their order
         chat_items = [item for item in items if item["kind"] == "chat"]
         video_items = [item for item in items if item["kind"] == "video"]
@@ -137,3 +145,7 @@ def _video_item(watched: WatchedJob, completed_at: float) -> dict:
         "fps": job.spec.fps,
         "at": completed_at,
     }
+
+
+def _tagged(item: dict, provider: str | None) -> dict:
+    return item if provider is None else {**item, "provider": provider}

@@ -24,9 +24,15 @@ class Call:
     job_id: str | None = None
     fault: str | None = None  # the fault kind that fired, if any
     client_request_id: str | None = None  # the X-Client-Request-Id header, if sent
+    # A video submit's reference image as received: sha256, bytes, width, height, mean_rgb, signature.
+    reference_image: dict | None = None
+    provider: str | None = None  # the provider under /p/<name>/ that answered; None: the root one
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if values["provider"] is None:  # the root provider: calls read as before several were served
+            del values["provider"]
+        return values
 
 
 class CallLog:

@@ -224,6 +224,10 @@ def _answer(prompt: _Prompt, response_format: object) -> str:
         schema = (response_format.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
             raise ApiError(400, "response_format.json_schema.schema must be an object", param="response_format")
+        if (response_format.get("json_schema") or {}).get("name") == "storyboard" and not prompt.images:
+            from vidpipe_local.emulator.storyboard import storyboard_answer
+
+            return json.dumps(storyboard_answer(prompt.user_text, schema))
         return json.dumps(fill(schema, FillContext(prompt.images, prompt.user_text)))
     if kind == "json_object":
         return json.dumps(_json_object(prompt))

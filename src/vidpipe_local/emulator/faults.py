@@ -12,8 +12,16 @@ for all. Kinds:
     reset       drop the connection with a TCP RST, no answer
     malformed   same status, half the body (JSON that does not parse, an MP4 that does not decode)
     truncate    Content-Length of the whole body, half of it sent, connection closed
-    job_fail    (video.submit) the job fails at its ETA with error ``message``
+    job_fail    (video.submit) the job fails at its ETA with error ``message`` (and error code ``code``)
+    job_capacity (video.submit) the job fails at its ETA: the provider is out of capacity
+                (code ``capacity_exceeded``; a client may try another provider)
+    job_policy  (video.submit) the job fails at its ETA: the content policy refused it
+                (code ``content_policy_violation``; another provider would refuse too)
     job_stall   (video.submit) the job stays processing forever
+
+With several providers on one server (``Emulator(providers=...)``), each
+provider under ``/p/<name>/`` has its own faults (``emulator.provider(name).faults``,
+``POST /p/<name>/_emulator/faults``).
 
 Spec strings (CLI ``--fault`` and ``POST /_emulator/faults {"spec": ...}``)::
 
@@ -21,6 +29,7 @@ Spec strings (CLI ``--fault`` and ``POST /_emulator/faults {"spec": ...}``)::
     chat:429:times=3,retry_after=2
     video.download:truncate
     video.submit:job_fail:message=content policy violation
+    video.submit:job_capacity:times=always
     *:latency:delay_s=0.2,times=always
 """
 
@@ -37,7 +46,14 @@ ENDPOINTS = frozenset(
 # any other status) answers with that status instead.
 REQUEST_KINDS = frozenset({"latency", "timeout", "reset", "malformed", "truncate"})
 # Kinds that shape the job a video.submit creates.
-JOB_KINDS = frozenset({"job_fail", "job_stall"})
+JOB_KINDS = frozenset({"job_fail", "job_capacity", "job_policy", "job_stall"})
+# What a job-failing kind makes the job's error say, unless the fault gives message / code.
+JOB_FAILURES = {
+    "job_fail": ("the emulator was told to fail this job", "video_generation_failed"),
+    "job_capacity": ("the service is at capacity and cannot generate this video now; try again later",
+                     "capacity_exceeded"),
+    "job_policy": ("the request was rejected by the content policy (moderation)", "content_policy_violation"),
+}
 
 
 class FaultSpecError(ValueError):
@@ -52,7 +68,8 @@ class Fault:
     retry_after: float = 1.0  # 429 / 503: Retry-After seconds
     delay_s: float = 0.5  # latency: real seconds before answering
     hold_s: float = 5.0  # timeout: real seconds the request is held before answering
-    message: str = "the emulator was told to fail this job"  # job_fail: the job's error
+    message: str = ""  # job_fail / job_capacity / job_policy: the job's error ("" = the kind's own)
+    code: str = ""  # the same: the error's code ("" = the kind's own)
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -65,6 +82,9 @@ class Fault:
             raise FaultSpecError(f"{self.kind} applies to endpoint video.submit")
         if self.times is not None and self.times < 1:
             raise FaultSpecError("times must be >= 1 (or 'always')")
+        if self.kind in JOB_FAILURES:
+            message, code = JOB_FAILURES[self.kind]
+            self.message, self.code = self.message or message, self.code or code
 
     @property
     def is_status(self) -> bool:
@@ -93,7 +113,7 @@ def parse_spec(spec: str) -> Fault:
 
 
 def from_dict(raw: dict) -> Fault:
-    unknown = set(raw) - {"endpoint", "kind", "times", "retry_after", "delay_s", "hold_s", "message"}
+    unknown = set(raw) - {"endpoint", "kind", "times", "retry_after", "delay_s", "hold_s", "message", "code"}
     if unknown:
         raise FaultSpecError(f"unknown fault options {sorted(unknown)}")
     values = dict(raw)
@@ -106,7 +126,7 @@ def from_dict(raw: dict) -> Fault:
                 values[key] = float(values[key])
     except (TypeError, ValueError) as exc:
         raise FaultSpecError(f"bad fault option value: {exc}") from exc
-    return Fault(**{k: str(v) if k in ("endpoint", "kind", "message") else v for k, v in values.items()})
+    return Fault(**{k: str(v) if k in ("endpoint", "kind", "message", "code") else v for k, v in values.items()})
 
 
 class Faults:

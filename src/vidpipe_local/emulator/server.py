@@ -14,6 +14,18 @@ Control endpoints (no key, not recorded)::
     POST /_emulator/faults         {"spec": "chat:429:times=3"} | a fault object | a list of either
     DELETE /_emulator/faults       remove all faults
     POST /_emulator/reset          forget calls, faults, jobs, rate windows and the bill
+    GET  /_emulator/webhooks       {"settings": {mode, delay_s, urls, ...}, "deliveries": [...]} (webhooks.py)
+    POST /_emulator/webhooks       {"mode": "on|off|delayed|duplicated|forged", "delay_s": 60, "urls": {...}, "secret": ...}
+
+Several providers on one server: ``Emulator(providers=("alpha", "beta"))``
+also serves each named provider under ``/p/<name>/`` (the same API:
+``/p/alpha/v1/video/generate``, ``/p/alpha/v1/videos``, ...), each with its
+own faults and jobs (a job id of one is unknown to another), its calls and
+bill items tagged ``provider: <name>``. Its control endpoints
+``/p/<name>/_emulator/{calls,bill,faults}`` show and configure that provider
+alone; ``emulator.provider(name)`` is the same in Python, and
+``emulator.provider_url(name)`` its base URL. The root ``/_emulator/bill``
+and ``/_emulator/calls`` list every provider's items.
 
 Billing rules (what is charged under each fault): bill.py and docs/emulator-bill.md.
 """
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import socket
 import struct
@@ -43,6 +56,7 @@ from vidpipe_local.emulator.rate_limit import RateLimiter
 from vidpipe_local.emulator.responses import error_response, json_response, malformed, truncated
 from vidpipe_local.emulator.video_api import VideoApi
 from vidpipe_local.emulator.video_jobs import JobStore
+from vidpipe_local.emulator.webhooks import WebhookSender
 
 log = logging.getLogger("vidpipe_local.emulator")
 
@@ -65,8 +79,31 @@ _ROUTES = {
     "control.bill": ("/_emulator/bill", ["GET"], None),
     "control.faults": ("/_emulator/faults", ["GET", "POST", "DELETE"], None),
     "control.reset": ("/_emulator/reset", ["POST"], None),
+    "control.webhooks": ("/_emulator/webhooks", ["GET", "POST"], None),
 }
 _URL_MAP = Map([Rule(path, methods=methods, endpoint=name) for name, (path, methods, _) in _ROUTES.items()])
+
+
+class ProviderSite:
+    """One provider the server plays: its faults, its jobs and its video API (root: name None)."""
+
+    def __init__(self, name: str | None, bill: Bill, default_eta_s: float, base_url, emulator: Emulator):
+        self.name = name
+        self.faults = Faults()
+        self.jobs = JobStore()
+        self.video = VideoApi(self.jobs, bill, default_eta_s, base_url, provider=name)
+        self._emulator = emulator
+
+    @property
+    def calls(self) -> list[Call]:
+        return [call for call in self._emulator.calls if call.provider == self.name]
+
+    def bill(self) -> dict:
+        return self._emulator.bill(provider=self.name)
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.jobs.clear()
 
 
 class ResetConnection(ConnectionResetError):
@@ -90,6 +127,12 @@ class Emulator:
         clock: Clock | None = None,
         rpm_limit: int | None = None,
         default_eta_s: float = 30.0,
+        providers: tuple[str, ...] | list[str] = (),
+        # [WEBHOOKS] completion webhooks (webhooks.py): the URL registered per API, the signing secret, the mode
+        webhook_urls: dict[str, str] | None = None,
+        webhook_secret: str | None = None,
+        webhook_mode: str = "on",
+        webhook_delay_s: float = 60.0,
     ):
         self.host = host
         self.api_key = api_key  # None: no key check
@@ -102,6 +145,14 @@ class Emulator:
         self._rate = RateLimiter()
         self._bill = Bill()
         self._video = VideoApi(self.jobs, self._bill, default_eta_s, lambda: self.url)
+        self._root = ProviderSite(None, self._bill, default_eta_s, lambda: self.url, self)
+        self._root.faults, self._root.jobs, self._root.video = self.faults, self.jobs, self._video
+        self._sites: dict[str, ProviderSite] = {}
+        self._default_eta_s = default_eta_s
+        for name in providers:
+            self.add_provider(name)
+        self.webhooks = WebhookSender(self.clock, lambda: [self._root, *self._sites.values()], urls=webhook_urls,
+                                      secret=webhook_secret, mode=webhook_mode, delay_s=webhook_delay_s)
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -118,12 +169,14 @@ class Emulator:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="provider-emulator", daemon=True
         )
         self._thread.start()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
         self._stopping.set()  # releases requests held by latency/timeout faults
+        self.webhooks.stop()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -159,9 +212,29 @@ class Emulator:
     def calls(self) -> list[Call]:
         return self._calls.snapshot()
 
-    def bill(self) -> dict:
-        """What a real provider would charge so far, read on the emulator clock (bill.py)."""
-        return self._bill.read(self.clock.now())
+    def bill(self, provider: str | None = "*") -> dict:
+        """What a real provider would charge so far, read on the emulator clock (bill.py);
+        ``provider``: one named provider's items (None: the root provider's), default all."""
+        return self._bill.read(self.clock.now(), provider)
+
+    def add_provider(self, name: str) -> ProviderSite:
+        """Serve another provider under ``/p/<name>/`` (its own faults and jobs)."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            raise ValueError(f"provider name {name!r}: lowercase letters, digits, - and _")
+        if name not in self._sites:
+            self._sites[name] = ProviderSite(name, self._bill, self._default_eta_s,
+                                             lambda: self.provider_url(name), self)
+        return self._sites[name]
+
+    def provider(self, name: str) -> ProviderSite:
+        try:
+            return self._sites[name]
+        except KeyError:
+            raise KeyError(f"no provider {name!r}; serving {sorted(self._sites)}") from None
+
+    def provider_url(self, name: str) -> str:
+        """The base URL of a named provider (video base URL; chat: + ``/v1``)."""
+        return f"{self.url}/p/{name}"
 
     def reset(self) -> None:
         self._calls.clear()
@@ -169,27 +242,39 @@ class Emulator:
         self.jobs.clear()
         self._rate.clear()
         self._bill.clear()
+        self.webhooks.clear()
+        for site in self._sites.values():
+            site.reset()
 
     # -- request handling ---------------------------------------------------
 
     def _wsgi(self, environ, start_response):
         request = Request(environ)
+        site, path = self._root, request.path
+        prefixed = re.match(r"^/p/([^/]+)(/.*)$", request.path)
         try:
-            name, args = _URL_MAP.bind_to_environ(environ).match()
+            if prefixed:
+                if prefixed[1] not in self._sites:
+                    raise NotFound()
+                site, path = self._sites[prefixed[1]], prefixed[2]
+            name, args = _URL_MAP.bind_to_environ(environ).match(path_info=path)
         except NotFound:
             response = error_response(ApiError(404, f"no route {request.method} {request.path}", code="not_found"))
         except MethodNotAllowed:
             response = error_response(ApiError(405, f"{request.method} not allowed on {request.path}"))
         else:
-            response = self._control(name, request) if name.startswith("control.") else self._provider(name, args, request)
+            if name.startswith("control."):
+                response = self._control(name, request, site)
+            else:
+                response = self._provider(name, args, request, site, path)
         return response(environ, start_response)
 
-    def _provider(self, name: str, args: dict, request: Request) -> Response:
+    def _provider(self, name: str, args: dict, request: Request, site: ProviderSite, path: str) -> Response:
         now = self.clock.now()
         call = Call(kind=_ROUTES[name][2], method=request.method, path=request.path, timestamp=now,
-                    client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER))
+                    client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER), provider=site.name)
         try:
-            response = self._gated(name, args, request, call, now)
+            response = self._gated(name, args, request, call, now, site, path)
         except ApiError as exc:
             response = error_response(exc)
         except ResetConnection:
@@ -202,15 +287,17 @@ class Emulator:
         self._calls.append(call)
         return response
 
-    def _gated(self, name: str, args: dict, request: Request, call: Call, now: float) -> Response:
-        if request.path.startswith("/v1/"):
+    def _gated(self, name: str, args: dict, request: Request, call: Call, now: float, site: ProviderSite,
+               path: str) -> Response:
+        if path.startswith("/v1/"):
             self._check_key(request)
-        fault = self.faults.take(call.kind)
+        fault = site.faults.take(call.kind)
         if fault is not None:
             call.fault = fault.kind
             self._fire_before(fault)
         if self.rpm_limit:
-            retry_after = self._rate.admit(call.kind, now, self.rpm_limit)
+            window = call.kind if site.name is None else f"{site.name}:{call.kind}"
+            retry_after = self._rate.admit(window, now, self.rpm_limit)
             if retry_after is not None:
                 raise ApiError(
                     429,
@@ -220,7 +307,7 @@ class Emulator:
                     headers={"Retry-After": str(retry_after)},
                 )
         job_fault = fault if fault is not None and fault.kind in JOB_KINDS else None
-        response = self._route(name, args, request, call, now, job_fault)
+        response = self._route(name, args, request, call, now, job_fault, site)
         if fault is not None and fault.kind == "malformed":
             return malformed(response)
         if fault is not None and fault.kind == "truncate":
@@ -254,8 +341,9 @@ class Emulator:
         elif fault.kind == "timeout":
             self._stopping.wait(fault.hold_s)
 
-    def _route(self, name: str, args: dict, request: Request, call: Call, now: float, job_fault: Fault | None) -> Response:
-        video = self._video
+    def _route(self, name: str, args: dict, request: Request, call: Call, now: float, job_fault: Fault | None,
+               site: ProviderSite) -> Response:
+        video = site.video
         job_id = args.get("job_id", "")
         if name == "chat":
             body = _json_body(request)
@@ -265,7 +353,7 @@ class Emulator:
             call.prompt_tokens, call.completion_tokens = result.prompt_tokens, result.completion_tokens
             # Generated, so billed: whatever a fault does to the body from here on.
             self._bill.charge_chat(ChatCharge(result.id, call.client_request_id, result.model,
-                                              result.prompt_tokens, result.completion_tokens, now))
+                                              result.prompt_tokens, result.completion_tokens, now, site.name))
             if result.streamed:
                 return sse_response(result.body, result.include_usage)
             return json_response(result.body)
@@ -291,32 +379,54 @@ class Emulator:
             return video.openai_delete(job_id, call, now)
         return video.openai_content(request, job_id, call, now)
 
-    def _control(self, name: str, request: Request) -> Response:
+    def _control(self, name: str, request: Request, site: ProviderSite) -> Response:
+        named = site.name is not None
         if name == "control.calls":
-            return json_response({"calls": [c.to_dict() for c in self.calls]})
+            calls = site.calls if named else self.calls
+            return json_response({"calls": [c.to_dict() for c in calls]})
         if name == "control.bill":
-            return json_response(self.bill())
+            return json_response(site.bill() if named else self.bill())
         if name == "control.reset":
-            self.reset()
+            if named:
+                site.reset()
+            else:
+                self.reset()
             return json_response({"reset": True})
+        if name == "control.webhooks":
+            return self._webhooks_control(request)
+        faults = site.faults
         if request.method == "POST":
             try:
-                self._add_faults(json.loads(request.get_data() or b"null"))
+                self._add_faults(json.loads(request.get_data() or b"null"), faults)
             except (ValueError, TypeError) as exc:  # FaultSpecError is a ValueError
                 return error_response(ApiError(400, f"bad fault: {exc}"))
-            return json_response({"faults": self.faults.list()}, status=201)
+            return json_response({"faults": faults.list()}, status=201)
         if request.method == "DELETE":
-            self.faults.clear()
-        return json_response({"faults": self.faults.list()})
+            faults.clear()
+        return json_response({"faults": faults.list()})
 
-    def _add_faults(self, body: object) -> None:
+    def _webhooks_control(self, request: Request) -> Response:
+        """[WEBHOOKS] GET: settings and deliveries; POST: change the settings (like the fault settings)."""
+        if request.method == "POST":
+            try:
+                body = json.loads(request.get_data() or b"null")
+                if not isinstance(body, dict) or set(body) - {"mode", "delay_s", "urls", "secret"}:
+                    raise ValueError("send an object with mode, delay_s, urls and/or secret")
+                self.webhooks.configure(**body)
+            except (ValueError, TypeError) as exc:
+                return error_response(ApiError(400, f"bad webhook settings: {exc}"))
+        return json_response({"settings": self.webhooks.settings(),
+                              "deliveries": [d.to_dict() for d in self.webhooks.deliveries()]})
+
+    @staticmethod
+    def _add_faults(body: object, faults: Faults) -> None:
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, str):
-                self.faults.add_spec(item)
+                faults.add_spec(item)
             elif isinstance(item, dict) and set(item) == {"spec"}:
-                self.faults.add_spec(str(item["spec"]))
+                faults.add_spec(str(item["spec"]))
             elif isinstance(item, dict):
-                self.faults.add(**item)
+                faults.add(**item)
             else:
                 raise FaultSpecError("send a spec string, {'spec': ...}, a fault object or a list of them")
 

@@ -2,14 +2,16 @@
 
 Generic REST::
 
-    POST /v1/video/generate                 {prompt, model, mode, duration_s, fps, resolution "WxH"}
+    POST /v1/video/generate                 {prompt, model, mode, duration_s, fps, resolution "WxH",
+                                             image (base64, optional), image_type}
     GET  /v1/video/generations/{id}         {id, status, progress 0..1, eta_seconds, video_url, error, ...}
     POST /v1/video/generations/{id}/cancel  (or DELETE /v1/video/generations/{id})
     GET  {video_url}                        mp4; a pre-signed-style URL outside /v1 (token, no bearer key)
 
 OpenAI videos API::
 
-    POST   /v1/videos                       JSON or multipart {model, prompt, seconds, size "WxH"}
+    POST   /v1/videos                       JSON or multipart {model, prompt, seconds, size "WxH",
+                                            input_reference (file part, optional, at the video's size)}
     GET    /v1/videos                       {"object": "list", data, first_id, last_id, has_more};
                                             query limit (1..100, default 20), after (a video id), order (asc|desc, default desc)
     GET    /v1/videos/{id}                  video object, status queued|in_progress|completed|failed
@@ -20,15 +22,23 @@ Both accept ``x_emulator_eta_s`` (body field) or an ``X-Emulator-Eta-S``
 header to pick the job's ETA in emulator seconds, and an
 ``Idempotency-Key`` header (same key, same job). Every job created is handed
 to the bill (bill.py), which charges it once it completes.
+
+A reference image (generic ``image``, OpenAI ``input_reference``) becomes the
+clip's first frame (videogen.py); the call record keeps its sha256, size in
+bytes and pixels, mean colour and signature (``Call.reference_image``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import math
 import re
 import secrets
 from collections.abc import Callable
 
+import cv2
 from werkzeug.wrappers import Request, Response
 
 from vidpipe_local.emulator.bill import Bill
@@ -39,7 +49,8 @@ from vidpipe_local.emulator.prompt_digest import mentions
 from vidpipe_local.emulator.responses import json_response
 from vidpipe_local.emulator.video_jobs import CANCELLED_ERROR, Job, JobState, JobStore, new_job_id
 from vidpipe_local.emulator.video_previews import VARIANTS, spritesheet_jpeg, thumbnail_jpeg
-from vidpipe_local.emulator.videogen import MODES, VideoSpec
+from vidpipe_local.emulator.pixels import ImageDecodeError, analyze
+from vidpipe_local.emulator.videogen import MODES, VideoSpec, reference_rgb
 
 MAX_DURATION_S = 120.0
 MAX_FPS = 120.0
@@ -51,11 +62,13 @@ LIST_MAX_LIMIT = 100
 
 
 class VideoApi:
-    def __init__(self, jobs: JobStore, bill: Bill, default_eta_s: float, base_url: Callable[[], str]):
+    def __init__(self, jobs: JobStore, bill: Bill, default_eta_s: float, base_url: Callable[[], str],
+                 provider: str | None = None):
         self.jobs = jobs
         self.bill = bill
         self.default_eta_s = default_eta_s
         self.base_url = base_url
+        self.provider = provider  # the name its bill items carry (None: the root provider)
 
     # -- generic ------------------------------------------------------------
 
@@ -65,6 +78,7 @@ class VideoApi:
         if mode not in MODES:
             raise ApiError(400, f"mode must be one of {list(MODES)}", param="mode")
         width, height = _size(body.get("resolution", "1280x720"), "resolution")
+        reference = _generic_image(body, call)
         spec = _checked(
             VideoSpec(
                 prompt,
@@ -73,6 +87,7 @@ class VideoApi:
                 _number(body, "fps", 24.0),
                 width,
                 height,
+                reference,
             )
         )
         job, created = self._submit(request, "generic", str(body.get("model") or "emulator-video"), spec, body, call, now, fault)
@@ -105,6 +120,7 @@ class VideoApi:
             "eta_seconds": round(state.eta_s, 3),
             "video_url": url if state.status == "completed" else None,
             "error": state.error,
+            "error_code": state.error_code,
             "model": job.model,
             "mode": job.spec.mode,
             "duration_s": job.spec.duration_s,
@@ -119,7 +135,9 @@ class VideoApi:
     def openai_submit(self, request: Request, body: dict, call: Call, now: float, fault: Fault | None) -> Response:
         prompt = _prompt(body)
         width, height = _size(body.get("size", "720x1280"), "size")
-        spec = _checked(VideoSpec(prompt, _mode_from(prompt), _number(body, "seconds", 4.0), OPENAI_FPS, width, height))
+        reference = _openai_image(request, call, (width, height))
+        spec = _checked(VideoSpec(prompt, _mode_from(prompt), _number(body, "seconds", 4.0), OPENAI_FPS, width, height,
+                                  reference))
         job, created = self._submit(request, "openai", str(body.get("model") or "sora-2"), spec, body, call, now, fault)
         return _submitted(openai_view(job, job.state(now)), created)
 
@@ -183,12 +201,12 @@ class VideoApi:
             raise ApiError(400, "x_emulator_eta_s must be >= 0", param="x_emulator_eta_s")
         job = Job(new_job_id(api), api, model, spec, created_at=now, eta_s=eta_s)
         if fault is not None:
-            job.outcome = {"job_fail": "fail", "job_stall": "stall"}[fault.kind]
-            job.failure = fault.message
+            job.outcome = "stall" if fault.kind == "job_stall" else "fail"
+            job.failure, job.failure_code = fault.message, fault.code
         idempotency_key = request.headers.get("Idempotency-Key")
         job, created = self.jobs.create(job, idempotency_key)
         if created:
-            self.bill.watch_job(job, call.client_request_id, idempotency_key or None)
+            self.bill.watch_job(job, call.client_request_id, idempotency_key or None, self.provider)
         call.model, call.job_id = job.model, job.id
         return job, created
 
@@ -225,7 +243,7 @@ def _limit(raw: str | None) -> int:
 def openai_view(job: Job, state: JobState) -> dict:
     error = None
     if state.error:
-        code = "cancelled" if state.error == CANCELLED_ERROR else "video_generation_failed"
+        code = "cancelled" if state.error == CANCELLED_ERROR else state.error_code or "video_generation_failed"
         error = {"code": code, "message": state.error}
     seconds = job.spec.duration_s
     return {
@@ -283,6 +301,44 @@ def _size(raw: object, key: str) -> tuple[int, int]:
     if width % 2 or height % 2 or min(width, height) < 16 or width * height > MAX_PIXELS:
         raise ApiError(400, f"{key} {raw} must have even sides, each >= 16, at most 1920x1080 pixels", param=key)
     return width, height
+
+
+def _generic_image(body: dict, call: Call) -> bytes | None:
+    """The generic shape's reference image: ``image`` (base64) and ``image_type``; any size (fitted)."""
+    raw = body.get("image")
+    if raw is None:
+        return None
+    try:
+        data = base64.b64decode(str(raw), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "image must be base64", param="image") from exc
+    _received_image(data, call, "image")
+    return data
+
+
+def _openai_image(request: Request, call: Call, size: tuple[int, int]) -> bytes | None:
+    """OpenAI's ``input_reference`` file part; like the API, it must be the video's size."""
+    part = request.files.get("input_reference")
+    if part is None:
+        return None
+    data = part.read()
+    width, height = _received_image(data, call, "input_reference")
+    if (width, height) != size:
+        raise ApiError(400, f"input_reference is {width}x{height}; it must match the requested size "
+                       f"{size[0]}x{size[1]}", param="input_reference")
+    return data
+
+
+def _received_image(data: bytes, call: Call, param: str) -> tuple[int, int]:
+    """Decode the image (400 if it is not one) and record what arrived on the call."""
+    try:
+        facts = analyze(data)
+    except (ImageDecodeError, ValueError, cv2.error) as exc:
+        raise ApiError(400, f"{param} is not an image the API can decode", param=param) from exc
+    mean_rgb = [round(float(c), 1) for c in reference_rgb(data, 64, 64).reshape(-1, 3).mean(axis=0)]
+    call.reference_image = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "width": facts.width,
+                            "height": facts.height, "mean_rgb": mean_rgb, "signature": facts.signature}
+    return facts.width, facts.height
 
 
 def _checked(spec: VideoSpec) -> VideoSpec:

@@ -27,6 +27,7 @@ class JobState:
     eta_s: float  # provider seconds left (0 once due)
     error: str | None
     completed_at: float | None
+    error_code: str | None = None
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Job:
     eta_s: float
     outcome: str = "complete"  # complete | fail | stall
     failure: str = ""
+    failure_code: str = ""  # the failed job's error code (e.g. capacity_exceeded, content_policy_violation)
     cancelled_at: float | None = None
     download_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     _video: bytes | None = None
@@ -59,7 +61,7 @@ class Job:
             return JobState("processing", STALLED_PROGRESS, 0.0, None, None)
         done_at = self.created_at + self.eta_s
         if self.outcome == "fail":
-            return JobState("failed", 1.0, 0.0, self.failure, done_at)
+            return JobState("failed", 1.0, 0.0, self.failure, done_at, self.failure_code or None)
         return JobState("completed", 1.0, 0.0, None, done_at)
 
     def video(self) -> bytes:

@@ -7,6 +7,9 @@ Each mode has its own look, so a pipeline (and a test) can tell them apart:
 - slow_motion: a ball falling slowly under gravity, little change per frame;
 - time_lapse: the sky cycling day/night every two seconds, a sun arcing;
 - hyperlapse: a fast camera pan over a city-like stripe pattern.
+
+A reference image (``VideoSpec.reference``) is the first frame, fitted to the
+frame (scaled to cover, centre-cropped); the mode's motion fades in over it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 from functools import lru_cache
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
@@ -22,6 +25,7 @@ import cv2
 import numpy as np
 
 MODES = ("normal", "slow_motion", "time_lapse", "hyperlapse")
+REFERENCE_FADE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class VideoSpec:
     fps: float
     width: int
     height: int
+    reference: bytes | None = field(default=None, repr=False)  # a reference image: the first frame
 
     @property
     def frame_count(self) -> int:
@@ -54,7 +59,30 @@ def render_mp4(spec: VideoSpec) -> bytes:
 def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
     """Frame ``index`` of the video (RGB, height × width × 3), as render_mp4 encodes it."""
     hue = int(hashlib.sha256(spec.prompt.encode()).hexdigest()[:4], 16) % 180  # the prompt tints the scene
-    return _SCENES[spec.mode](spec, index / spec.fps, hue)
+    scene = _SCENES[spec.mode](spec, index / spec.fps, hue)
+    if spec.reference is None:
+        return scene
+    # With a reference image: frame 0 is the image (fitted to the frame); the mode's motion
+    # fades in over it during the first second (at most half the clip), to an even blend.
+    t = index / spec.fps
+    weight = 0.5 * min(1.0, t / min(REFERENCE_FADE_S, spec.duration_s / 2))
+    image = reference_rgb(spec.reference, spec.width, spec.height).astype(np.float32)
+    return ((1 - weight) * image + weight * scene.astype(np.float32)).round().astype(np.uint8)
+
+
+@lru_cache(maxsize=8)
+def reference_rgb(data: bytes, width: int, height: int) -> np.ndarray:
+    """The image decoded to RGB, scaled to cover width × height and centre-cropped."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("not a decodable image")
+    scale = max(width / bgr.shape[1], height / bgr.shape[0])
+    scaled = cv2.resize(bgr, (max(width, round(bgr.shape[1] * scale)), max(height, round(bgr.shape[0] * scale))),
+                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
+    rgb = cv2.cvtColor(scaled[top : top + height, left : left + width], cv2.COLOR_BGR2RGB)
+    rgb.setflags(write=False)  # shared by the cache
+    return rgb
 
 
 def _tint(hue: int, saturation: int, value: int) -> tuple[int, int, int]:

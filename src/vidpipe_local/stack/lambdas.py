@@ -205,6 +205,11 @@ class Concurrency:
         with self._lock:
             return self._running.get(function_name, 0)
 
+    def running_total(self) -> int:
+        """Invocations running now, every function (the task-token waits' idle check: callbacks.py)."""
+        with self._lock:
+            return sum(self._running.values())
+
 
 class InProcessLambdas:
     """Registry of local functions and the moto patch that calls them."""

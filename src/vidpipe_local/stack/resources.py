@@ -28,6 +28,7 @@ class BuiltStack:
     functions: dict[str, LocalFunction] = field(default_factory=dict)  # by logical id
     function_env: dict[str, dict[str, str]] = field(default_factory=dict)  # by logical id
     sqs_mappings: list[SqsMapping] = field(default_factory=list)
+    url_functions: list[str] = field(default_factory=list)  # logical ids with FunctionUrlConfig [WEBHOOKS]
 
     def ref(self, logical_id: str) -> Any:
         return self.resolver.refs[logical_id]
@@ -41,9 +42,13 @@ def _arn(service: str, resource: str) -> str:
 
 
 def name_resources(template: dict, resolver: Resolver) -> None:
-    """Pass 1: physical names, Ref values and GetAtt values for every resource."""
+    """Pass 1: physical names, Ref values and GetAtt values for every resource
+    (except those whose ``Condition`` is false: they are not created)."""
     stack = resolver.stack_name
+    resolver.conditions = resolver.conditions or template.get("Conditions", {})
     for logical_id, res in template["Resources"].items():
+        if not _wanted(res, resolver):
+            continue
         kind, props = res["Type"], res.get("Properties", {})
 
         def named(prop: str, default: str, props: dict = props) -> str:
@@ -84,6 +89,16 @@ def name_resources(template: dict, resolver: Resolver) -> None:
             attrs[(logical_id, "Arn")] = _arn("logs", f"log-group:{name}:*")
         elif kind == "AWS::Serverless::LayerVersion":
             refs[logical_id] = _arn("lambda", f"layer:{stack}-{logical_id}:1")
+        elif kind == "AWS::Events::EventBus":
+            name = named("Name", f"{stack}-{logical_id}")
+            refs[logical_id] = attrs[(logical_id, "Name")] = name
+            attrs[(logical_id, "Arn")] = _arn("events", f"event-bus/{name}")
+        elif kind == "AWS::Events::Rule":
+            name = named("Name", f"{stack}-{logical_id}")
+            refs[logical_id] = name
+            bus = str(resolver.resolve(props.get("EventBusName", "default")))
+            path = f"rule/{name}" if bus == "default" else f"rule/{bus.rsplit('/', 1)[-1]}/{name}"
+            attrs[(logical_id, "Arn")] = _arn("events", path)
         else:
             refs[logical_id] = f"{stack}-{logical_id}"
 
@@ -103,7 +118,7 @@ class ResourceBuilder:
 
     def resources(self, kind: str):
         for logical_id, res in self.template["Resources"].items():
-            if res["Type"] == kind:
+            if res["Type"] == kind and _wanted(res, self.resolver):
                 yield logical_id, res.get("Properties", {})
 
     def build(self, secret_string: str) -> BuiltStack:
@@ -114,6 +129,7 @@ class ResourceBuilder:
         self._tables()
         self._queues()
         self._buckets()
+        self._event_buses()
         self._functions()
         self._state_machines()
         return self.built
@@ -168,6 +184,27 @@ class ResourceBuilder:
                     NotificationConfiguration={"QueueConfigurations": [_s3_queue_config(q) for q in queue_configs]},
                 )
 
+    def _event_buses(self) -> None:
+        """Buses, then rules with their targets. moto 5.2.5 delivers a matching event to SQS
+        targets (checked in tests/integration/test_completion_events.py); other target
+        types are created but deliver nothing locally (docs/local-stack-limits.md)."""
+        for logical_id, _ in self.resources("AWS::Events::EventBus"):
+            self.c["events"].create_event_bus(Name=self.resolver.refs[logical_id])
+        for logical_id, props in self.resources("AWS::Events::Rule"):
+            props = self.resolver.resolve(props)
+            name, bus = self.resolver.refs[logical_id], str(props.get("EventBusName", "default"))
+            rule: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": props.get("State", "ENABLED")}
+            if "EventPattern" in props:
+                pattern = props["EventPattern"]
+                rule["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+            if "ScheduleExpression" in props:
+                rule["ScheduleExpression"] = props["ScheduleExpression"]
+            self.c["events"].put_rule(**rule)
+            targets = [{k: t[k] for k in ("Id", "Arn", "Input", "InputPath") if k in t}
+                       for t in props.get("Targets", [])]
+            if targets:
+                self.c["events"].put_targets(Rule=name, EventBusName=bus, Targets=targets)
+
     def _function_env(self, props: dict) -> dict[str, str]:
         globals_env = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         own_env = props.get("Environment", {}).get("Variables", {})
@@ -197,6 +234,8 @@ class ResourceBuilder:
             self.lambdas.register(fn)
             self.built.functions[logical_id] = fn
             self.built.function_env[logical_id] = env
+            if props.get("FunctionUrlConfig"):  # served on 127.0.0.1 by the stack (function_urls.py)
+                self.built.url_functions.append(logical_id)
             for event in props.get("Events", {}).values():
                 if event["Type"] == "SQS":
                     ev = self.resolver.resolve(event["Properties"])
@@ -214,6 +253,11 @@ class ResourceBuilder:
                 name=self.resolver.attrs[(logical_id, "Name")], definition=json.dumps(asl),
                 roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{LOCAL_ROLE}", type=props.get("Type", "STANDARD"),
             )
+
+
+def _wanted(resource: dict, resolver: Resolver) -> bool:
+    """False for a resource whose ``Condition`` is false for these parameters."""
+    return "Condition" not in resource or resolver.condition(resource["Condition"])
 
 
 def _optional_int(value: Any) -> int | None:

@@ -31,12 +31,15 @@ from vidpipe_local.stack.lambdas import ACCOUNT_CONCURRENCY, InProcessLambdas
 from vidpipe_local.stack.pollers import SqsPollers
 from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
 from vidpipe_local.stack.sfn_limits import StepFunctionsLimits
+from vidpipe_local.stack.sfn_sync import SfnSyncIntegration
 from vidpipe_local.stack.stop_execution import AbortOnStop
 from vidpipe_local.stack.template import REGION, Resolver, load_template
 from vidpipe_local.stack.waits import ClockedWaits
+from vidpipe_local.stack.callbacks import ClockedCallbacks
+from vidpipe_local.stack.function_urls import FunctionUrlServer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SERVICES = ("s3", "sqs", "dynamodb", "stepfunctions", "lambda", "iam", "sns", "secretsmanager")
+SERVICES = ("s3", "sqs", "dynamodb", "stepfunctions", "lambda", "iam", "sns", "secretsmanager", "events")
 TERMINAL_EXECUTION = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 # Environment the local profile adds to every function (never set in the template).
@@ -47,6 +50,9 @@ LOCAL_FUNCTION_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_IDEMPOTENCY_DISABLED": "false",
 }
+# The local stack's callback signing secret (Standard Webhooks: whsec_ + base64). Local only:
+# a deployment sets its own in the ProviderSecret.
+LOCAL_CALLBACK_SIGNING_SECRET = "whsec_dmlkcGlwZS1sb2NhbC1jYWxsYmFjay1zZWNyZXQ="
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
@@ -109,6 +115,7 @@ class LocalStack:
         with_emulator: bool = True,
         provider_keys: dict[str, str] | None = None,
         account_concurrency: int = ACCOUNT_CONCURRENCY,
+        webhooks: bool = False,  # [WEBHOOKS] a webhook secret for vidpipe and the emulator (docs/webhooks.md)
     ):
         self.root = Path(root)
         self.stack_name = stack_name
@@ -124,8 +131,14 @@ class LocalStack:
         self.lambdas = InProcessLambdas(self.clock, account_concurrency)
         self.sfn_limits = StepFunctionsLimits(self.clock)
         self.waits = ClockedWaits(self.clock, self.sfn_limits.execution_remaining)
+        # [WEBHOOKS] task-token waits on the clock; virtual time stands still while anything is under way
+        self.callbacks = ClockedCallbacks(self.clock, busy=self._busy)
+        self.webhooks = webhooks
+        self.webhook_secret: str | None = None
+        self.function_urls: dict[str, FunctionUrlServer] = {}
         self.atomic_dynamodb = AtomicDynamoDB()
         self.abort_on_stop = AbortOnStop()
+        self.sfn_sync = SfnSyncIntegration()  # startExecution.sync:2 (productions' shots)
         self._saved_env: dict[str, str | None] = {}
         self._mock = None
         self._server = None
@@ -153,6 +166,13 @@ class LocalStack:
                                "VideoBaseUrl": self.emulator.video_base_url})
                 secret = json.dumps({"chat_api_key": self.emulator.api_key, "video_api_key": self.emulator.api_key})
             params.update(self.parameter_overrides)
+            # Callbacks are signed locally too (docs/completion-events.md): a fixed local-only secret.
+            secret = json.dumps({"callback_signing_secret": LOCAL_CALLBACK_SIGNING_SECRET, **json.loads(secret)})
+            if self.webhooks and self.emulator is not None:  # [WEBHOOKS] the providers' webhook signing secret
+                from vidpipe_local.emulator.webhooks import new_secret
+
+                self.webhook_secret = new_secret()
+                secret = json.dumps({**json.loads(secret), "webhook_secret": self.webhook_secret})
             if self.provider_keys:
                 secret = json.dumps({**json.loads(secret), **self.provider_keys})
             resolver = Resolver(stack_name=self.stack_name, parameters=params)
@@ -162,10 +182,13 @@ class LocalStack:
             self._set_env({"CHAT_EMULATED": "true" if emulated else "false"})  # Settings.chat_emulated
             self.lambdas.patch()
             self.waits.patch()
+            self.callbacks.patch()
             self.sfn_limits.patch()
             self.atomic_dynamodb.patch()
             self.abort_on_stop.patch()
+            self.sfn_sync.patch()
             self._use_clock_in_handlers()
+            self._serve_function_urls()
             self.pollers = SqsPollers(self.clients["sqs"], self.lambdas, self.built.sqs_mappings)
             if self.server_port is not None:
                 from moto.server import ThreadedMotoServer
@@ -188,11 +211,16 @@ class LocalStack:
         if self._server:
             self._server.stop()
             self._server = None
+        for server in self.function_urls.values():
+            server.stop()
+        self.function_urls.clear()
         self.lambdas.unpatch()
         self.waits.unpatch()
+        self.callbacks.unpatch()
         self.sfn_limits.unpatch()
         self.atomic_dynamodb.unpatch()
         self.abort_on_stop.unpatch()
+        self.sfn_sync.unpatch()
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
@@ -259,6 +287,28 @@ class LocalStack:
                 merged[key], origin[key] = value, logical_id
         return merged
 
+    def _serve_function_urls(self) -> None:
+        """[WEBHOOKS] Every function with FunctionUrlConfig on 127.0.0.1 (function_urls.py); the
+        emulator gets ProviderWebhookFunction's URL (one path per provider API) and the secret."""
+        for logical_id in self.built.url_functions:
+            fn = self.built.functions[logical_id]
+            self.function_urls[logical_id] = FunctionUrlServer(
+                self.lambdas, fn.function_name, self.built.att(logical_id, "Arn"),
+                now_ms=lambda: int(self.clock.now() * 1000)).start()
+        if self.webhook_secret and "ProviderWebhookFunction" in self.function_urls:
+            url = self.function_url("ProviderWebhookFunction")
+            self.emulator.webhooks.configure(urls={api: f"{url}/{api}" for api in ("openai", "generic")},
+                                             secret=self.webhook_secret)
+
+    def _busy(self) -> bool:
+        """A Lambda invocation running or a webhook in flight (callbacks.py)."""
+        emulator = self.emulator
+        return self.lambdas.concurrency.running_total() > 0 or bool(emulator and emulator.webhooks.in_flight)
+
+    def function_url(self, logical_id: str) -> str:
+        """The local URL of a function with FunctionUrlConfig (``http://127.0.0.1:<port>``)."""
+        return self.function_urls[logical_id].url
+
     def _use_clock_in_handlers(self) -> None:
         import vidpipe.clock
         import vidpipe.runtime
@@ -310,6 +360,10 @@ class LocalStack:
     @property
     def generation_arn(self) -> str:
         return self.built.ref("GenerationStateMachine")
+
+    @property
+    def production_arn(self) -> str:  # [PRODUCTION]
+        return self.built.ref("ProductionStateMachine")
 
     def endpoints(self) -> StackEndpoints:
         return StackEndpoints(

@@ -64,6 +64,7 @@ class Resolver:
     parameters: dict[str, Any]
     refs: dict[str, Any] = field(default_factory=dict)
     attrs: dict[tuple[str, str], Any] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)  # the template's Conditions section
     region: str = REGION
     account_id: str = ACCOUNT_ID
 
@@ -92,6 +93,29 @@ class Resolver:
         except KeyError:
             raise KeyError(f"GetAtt {name}.{attr} is not known to the local stack") from None
 
+    def condition(self, name: str) -> bool:
+        """A named condition of the template, evaluated on the parameters."""
+        if name not in self.conditions:
+            raise KeyError(f"Condition {name!r} is not in the template's Conditions")
+        return self._truth(self.conditions[name])
+
+    def _truth(self, node: Any) -> bool:
+        if isinstance(node, bool):
+            return node
+        (key, value), = node.items()
+        if key == "Condition":
+            return self.condition(value)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(v) for v in value)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self._truth(value[0])
+        if key == "Fn::And":
+            return all(self._truth(v) for v in value)
+        if key == "Fn::Or":
+            return any(self._truth(v) for v in value)
+        raise UnsupportedIntrinsic(f"{key} is not supported in a condition by the local stack")
+
     def resolve(self, node: Any) -> Any:
         if isinstance(node, list):
             return [self.resolve(v) for v in node]
@@ -114,6 +138,9 @@ class Resolver:
             if key == "Fn::Split":
                 sep, text = value
                 return str(self.resolve(text)).split(sep)
+            if key == "Fn::If":  # only the branch taken is resolved (the other may name a resource not created)
+                name, if_true, if_false = value
+                return self.resolve(if_true if self.condition(name) else if_false)
             if key.startswith("Fn::"):
                 raise UnsupportedIntrinsic(f"{key} is not supported by the local stack")
         return {k: self.resolve(v) for k, v in node.items()}

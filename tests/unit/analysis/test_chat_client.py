@@ -188,3 +188,14 @@ def test_given_a_semantic_check_when_the_answer_fails_it_then_the_answer_counts_
     answer, _ = chat_with(gateway).complete_structured("m", [], Answer, name="answer", check=check)
 
     assert answer.value == 2 and len(gateway.requests) == 2
+
+
+def test_given_a_property_named_title_when_making_a_strict_schema_then_it_is_kept_and_required():
+    class Episode(BaseModel):
+        title: str
+        shots: int
+
+    schema = strict_schema(Episode)
+
+    assert list(schema["properties"]) == ["title", "shots"] and schema["required"] == ["title", "shots"]
+    assert "title" not in schema["properties"]["title"]  # pydantic's own annotation is still dropped

@@ -22,9 +22,14 @@ def rejected(body) -> list[str]:
 
 
 def test_given_a_minimal_generate_message_when_parsed_then_defaults_come_from_settings():
+    from vidpipe.routing import video_routes
+
     job = parse_job_message('{"type": "generate", "prompt": "waves"}', SETTINGS)
     assert isinstance(job, GenerateJob)
-    assert (job.provider, job.model, job.mode, job.enhance_prompt) == ("generic", "vidgen-1", "normal", False)
+    # [ROUTING] no provider/model: the tier priority 5 maps to, whose (packaged) route is the settings' own
+    assert (job.provider, job.model, job.tier, job.mode, job.enhance_prompt) == (None, None, "standard", "normal",
+                                                                                   False)
+    assert [(r.provider, r.model) for r in video_routes(job, SETTINGS)] == [("generic", "vidgen-1")]
     assert job.max_cost_usd is None and job.client_token is None
 
 
@@ -99,8 +104,8 @@ def test_given_several_bad_fields_when_parsed_then_every_problem_is_listed():
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    ('{"type": "transcode", "prompt": "x"}', "type: unknown message type 'transcode'; expected 'generate' or 'analyze'"),
-    ('{"prompt": "x"}', "type: missing; expected 'generate' or 'analyze'"),
+    ('{"type": "transcode", "prompt": "x"}', "type: unknown message type 'transcode'; expected 'generate', 'analyze' or 'produce'"),
+    ('{"prompt": "x"}', "type: missing; expected 'generate', 'analyze' or 'produce'"),
     ('["generate"]', "message body must be a JSON object"),
     ('{"type": "generate", ', "message body is not valid JSON (EOF while parsing a value at line 1 column 21)"),
     ('{"type": "analyze", "s3_uri": "https://x/y.mp4"}', "s3_uri: must be s3://bucket/key"),
@@ -133,7 +138,7 @@ def test_given_the_same_content_when_named_then_the_execution_name_is_determinis
     first = execution_name(generate_job(duration_s=4, max_cost_usd="2.5"))
     # Same content, spelled differently: key order, explicit defaults, equal money values.
     again = execution_name(parse_job_message(json.dumps(
-        {"max_cost_usd": "2.50", "duration_s": 4.0, "mode": "normal", "provider": "generic",
+        {"max_cost_usd": "2.50", "duration_s": 4.0, "mode": "normal", "tier": "standard", "priority": 5,
          "prompt": "a glass marble bounces on a wooden floor", "type": "generate"}), SETTINGS))
     assert first == again
     assert __import__("re").fullmatch(VALID_NAME, first)

@@ -7,11 +7,17 @@ and lost ones included, since the provider bills them too. A chunk already
 analyzed (its result is in S3) is not sent again, so a retried or redriven
 execution pays twice only for a chunk whose result was never saved, and then
 the ledger shows both calls.
+
+Escalation [ROUTING]: when the job's tier names an ``analysis_escalation``
+model, a chunk whose answers all failed validation on the (cheap) analysis
+model is asked once more on that model; its result says so
+(``escalated_from``). The plan reserved for it (plan.py).
 """
 
 from __future__ import annotations
 
 from vidpipe.accounting import Accounting
+from vidpipe.errors import ProviderError
 from vidpipe.analysis import keys
 from vidpipe.analysis.models import (
     AnalyzedFrame,
@@ -37,6 +43,7 @@ CHUNK_PROMPT = (
 FRAME_LABEL_TOKENS = 8  # "Frame 12 at 123.45s" plus the part's framing
 OUTPUT_TOKENS_PER_FRAME = 120  # a typical answer object; used for estimates and max_tokens
 STRUCTURED_ATTEMPTS = 3  # answers asked for in all before a malformed one becomes ProviderError
+ESCALATION_ATTEMPTS = 1  # [ROUTING] a chunk escalated to the tier's next model is asked once
 
 
 def frame_label(index: int, frame: FrameRef) -> str:
@@ -79,19 +86,32 @@ def analyze_chunk(event: AnalyzeEvent, s3, bucket: str, chat: ChatClient, accoun
     spec = event.analyze
     frames = manifest.chunk(event.chunk)
     images = [get_bytes(s3, bucket, f.key) for f in frames]  # K small JPEGs: a few hundred KB at most
-    expected = expected_prompt_tokens(spec.model, frames, spec.detail)
-    max_tokens = 2 * OUTPUT_TOKENS_PER_FRAME * len(frames)
-    meter = chat_meter(accounting, event.job_id, "analyze", spec, input_tokens=expected, max_tokens=max_tokens,
-                       images=len(frames))
-    answer, result = chat.complete_structured(
-        spec.model, build_messages(frames, images, spec.detail), ChunkAnswer, name="frame_analysis",
-        max_attempts=STRUCTURED_ATTEMPTS, max_tokens=max_tokens, meter=meter,
-        on_attempt=lambda _attempt: accounting.acquire(spec.provider, expected + max_tokens),
-        check=require_every_frame(len(frames)),
-    )
+    messages = build_messages(frames, images, spec.detail)
+
+    def ask(spec, attempts: int):
+        expected = expected_prompt_tokens(spec.model, frames, spec.detail)
+        max_tokens = 2 * OUTPUT_TOKENS_PER_FRAME * len(frames)
+        meter = chat_meter(accounting, event.job_id, "analyze", spec, input_tokens=expected, max_tokens=max_tokens,
+                           images=len(frames))
+        return chat.complete_structured(
+            spec.model, messages, ChunkAnswer, name="frame_analysis",
+            max_attempts=attempts, max_tokens=max_tokens, meter=meter,
+            on_attempt=lambda _attempt: accounting.acquire(spec.provider, expected + max_tokens),
+            check=require_every_frame(len(frames)),
+        )
+
+    escalated_from = None
+    try:
+        answer, result = ask(spec, STRUCTURED_ATTEMPTS)
+    except ProviderError as exc:
+        if not (exc.details.get("invalid_answer") and spec.escalation_model
+                and spec.escalation_model != spec.model):
+            raise
+        escalated_from, spec = spec.model, spec.using(spec.escalation_model)
+        answer, result = ask(spec, ESCALATION_ATTEMPTS)
     by_index = {f.index: f for f in answer.frames}
     chunk = ChunkResult(
-        job_id=event.job_id, segment=segment, chunk=event.chunk, model=spec.model,
+        job_id=event.job_id, segment=segment, chunk=event.chunk, model=spec.model, escalated_from=escalated_from,
         frames=[AnalyzedFrame(**by_index[i].model_dump(), segment=segment, n=f.n,
                               timestamp_s=f.timestamp_s, key=f.key)
                 for i, f in enumerate(frames)],

@@ -40,6 +40,20 @@ class AnalysisOptions(BaseModel):
     model: str | None = Field(default=None, min_length=1, max_length=128)
     budget_usd: Money | None = Field(default=None, description="per-job cap; the daily/monthly budgets apply regardless")
     frames_per_chunk: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=64)
+    # [ROUTING] a tier of the routing table: its analysis / summary models (and escalation model);
+    # omitted: CHAT_MODEL as before tiers.
+    tier: str | None = Field(default=None, max_length=128)
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from vidpipe.input_fields import quoted
+        from vidpipe.routing import routing_table
+
+        tiers = routing_table((info.context or {}).get("settings") or get_settings()).tiers
+        if value is not None and value not in tiers:
+            raise ValueError(f"unknown tier {quoted(value)}; known tiers: {', '.join(sorted(tiers))}")
+        return value
 
     @field_validator("model")
     @classmethod
@@ -87,6 +101,16 @@ class AnalyzeSpec(Step):
     model: str
     provider: str  # the rate-limit bucket and ledger provider name
     detail: str  # OpenAI image detail ("low" / "high")
+    # [ROUTING] the tier's summary model (None: ``model``), and the model a chunk whose answer
+    # failed validation is retried on once (None: no escalation).
+    summary_model: str | None = None
+    escalation_model: str | None = None
+
+    def using(self, model: str) -> AnalyzeSpec:
+        """The same spec for another model (its own rate bucket and ledger provider)."""
+        from vidpipe.providers.image_tokens import family_of
+
+        return self.model_copy(update={"model": model, "provider": str(family_of(model))})
 
 
 class Estimate(Step):
@@ -237,6 +261,7 @@ class ChunkResult(Step):
     input_tokens: int
     output_tokens: int
     request_id: str | None = None
+    escalated_from: str | None = None  # [ROUTING] the model whose answers failed validation first
 
 
 class SummaryAnswer(BaseModel):

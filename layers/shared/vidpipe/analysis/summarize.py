@@ -125,6 +125,8 @@ class Reducer:
     own client request id (a rerun of the step pays again, and the ledger shows it)."""
 
     def __init__(self, job_id: str, spec: AnalyzeSpec, chat: ChatClient, accounting: Accounting):
+        # [ROUTING] the tier's summary model, when it differs from the analysis model
+        spec = spec.using(spec.summary_model) if spec.summary_model else spec
         self.job_id, self.spec, self.chat, self.accounting = job_id, spec, chat, accounting
 
     def reduce(self, lines: list[str]) -> SummaryAnswer:

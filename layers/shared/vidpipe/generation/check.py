@@ -19,7 +19,6 @@ from vidpipe.errors import ProviderError, ProviderRetryable
 from vidpipe.generation.messages import GenerateJob
 from vidpipe.generation.polling import PollPolicy, next_wait_s
 from vidpipe.generation.state import PollState
-from vidpipe.generation.submit import idempotency_key
 from vidpipe.generation.watch import Watch, WatchStore, stop_provider_job
 from vidpipe.providers.video import Status, VideoProvider, billed_seconds
 
@@ -29,19 +28,28 @@ class GenerationTimedOut(ProviderError):
 
 
 def watch_of(job_id: str, request: GenerateJob, poll: PollState) -> Watch:
-    return Watch(job_id=job_id, provider_job_id=poll.provider_job_id, provider=poll.provider, model=request.model,
-                 seconds=billed_seconds(poll.provider, request.model, request.duration_s),
-                 resolution=request.resolution, fps=request.fps, idempotency_key=idempotency_key(job_id),
-                 submitted_at=poll.submitted_at)
+    # [ROUTING] the route's model and key (a fallback route's provider job has its own)
+    from vidpipe.generation.fallback import route_key
+
+    model = poll.model or request.model
+    return Watch(job_id=job_id, provider_job_id=poll.provider_job_id, provider=poll.provider, model=model,
+                 seconds=billed_seconds(poll.provider, model, request.duration_s),
+                 resolution=request.resolution, fps=request.fps, idempotency_key=route_key(job_id, poll.route_index),
+                 submitted_at=poll.submitted_at, base_url=poll.base_url)
 
 
 def check_generation(job_id: str, request: GenerateJob, poll: PollState, provider: VideoProvider,
                      accounting: Accounting, watches: WatchStore, *, policy: PollPolicy, max_attempts: int,
-                     now: Callable[[], float]) -> PollState:
-    attempt = poll.attempt + 1
+                     now: Callable[[], float],
+                     on_failed: Callable[[Status], PollState | None] | None = None) -> PollState:
+    """``on_failed`` [ROUTING]: given a provider-side failure (the watch already ended), the
+    PollState of the job on its next route, or None to end the job (generation/fallback.py)."""
+    # [WEBHOOKS] A verified completion webhook may already say how the job ended: no status check then.
+    announced = provider.announced(poll.provider_job_id, poll.announced) if poll.announced else None
+    attempt = poll.attempt + (announced is None)
     error: ProviderError | ProviderRetryable | None = None
     try:
-        status = provider.status(poll.provider_job_id)
+        status = announced or provider.status(poll.provider_job_id)
     except (ProviderError, ProviderRetryable) as exc:
         status, error = None, exc
     checked_at = now()
@@ -53,6 +61,9 @@ def check_generation(job_id: str, request: GenerateJob, poll: PollState, provide
                           latency_ms=latency_ms)
     if status is not None and status.state == "failed":
         watches.remove(job_id, poll.provider_job_id)  # the provider ended it: nothing to bill
+        moved = on_failed(status) if on_failed is not None else None
+        if moved is not None:
+            return moved
         raise ProviderError(f"the provider failed the job: {status.error}", provider_job_id=poll.provider_job_id)
 
     elapsed = checked_at - poll.submitted_at
@@ -72,7 +83,7 @@ def check_generation(job_id: str, request: GenerateJob, poll: PollState, provide
                        previous_progress=poll.progress, reported_eta_s=status.eta_s if status else None,
                        time_left_s=poll.deadline_at - checked_at,
                        retry_after_s=getattr(error, "retry_after_s", None))
-    update = {"attempt": attempt, "wait_seconds": wait, "progress": progress}
+    update = {"attempt": attempt, "wait_seconds": wait, "progress": progress, "announced": None}
     if status is not None:
         update["state"] = status.state
     else:

@@ -17,6 +17,7 @@ from vidpipe.providers.http import RetryPolicy
 from vidpipe.providers.key_auth import refresh_key_on_401
 from vidpipe.providers.video import VideoProvider, build_video_provider
 from vidpipe.providers.video.base import HttpVideoProvider
+from vidpipe.routing import VideoRoute
 from vidpipe.runtime import Deps
 
 E = TypeVar("E", bound=BaseModel)
@@ -51,11 +52,24 @@ def watch_store(deps: Deps) -> WatchStore:
     return WatchStore(deps.settings.table_name, deps.jobs.ddb)
 
 
-def video_provider(name: str, deps: Deps, policy: RetryPolicy = RetryPolicy()) -> VideoProvider:
+def video_provider(name: str, deps: Deps, policy: RetryPolicy = RetryPolicy(),
+                   base_url: str | None = None) -> VideoProvider:
+    """The adapter for a provider kind at ``base_url`` (a route's; None: Settings.video_base_url)."""
     settings = deps.settings
-    provider = build_video_provider(name, base_url=settings.video_base_url, api_key=deps.api_key("video_api_key"),
+    provider = build_video_provider(name, base_url=base_url or settings.video_base_url,
+                                    api_key=deps.api_key("video_api_key"),
                                     policy=policy, sleep=clock.sleep,
                                     on_attempt=lambda _attempt: deps.accounting.acquire(name))
     if isinstance(provider, HttpVideoProvider):  # a 401 reads the key again (Bedrock signs with the role)
         refresh_key_on_401(provider.http, lambda refresh: deps.api_key("video_api_key", refresh=refresh))
     return provider
+
+
+def route_provider(route: VideoRoute, deps: Deps, policy: RetryPolicy = RetryPolicy()) -> VideoProvider:
+    """[ROUTING] The adapter for one of a job's video routes."""
+    return video_provider(route.provider, deps, policy, base_url=route.base_url)
+
+
+def poll_provider(poll: PollState, deps: Deps, policy: RetryPolicy = RetryPolicy()) -> VideoProvider:
+    """[ROUTING] The adapter for the provider job a poll state follows (its route's base URL)."""
+    return video_provider(poll.provider, deps, policy, base_url=poll.base_url)

@@ -28,3 +28,14 @@ class PollState(BaseModel):
     completed_at: float | None = None  # when a check first saw the clip ready
     status_errors: int = 0  # checks that met a transient provider error
     last_error: str | None = None
+    # [ROUTING] Which of the job's video routes (vidpipe.routing.video_routes) this provider job runs
+    # on, its model, and its base URL (None: Settings.video_base_url). A fallback moves to the next.
+    route_index: int = Field(default=0, ge=0)
+    model: str | None = None
+    base_url: str | None = None
+    # [WEBHOOKS] Completion webhooks (vidpipe.completion_webhooks, docs/webhooks.md): the job waits on a
+    # task token for the provider's webhook (``webhooks``) at most ``await_s`` (the polling fallback),
+    # and a verified webhook hands back this state with ``announced`` = {type, webhook_id, data}.
+    webhooks: bool = False
+    await_s: int | None = Field(default=None, ge=1)
+    announced: dict | None = None

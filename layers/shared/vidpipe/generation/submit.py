@@ -22,6 +22,7 @@ from vidpipe.generation.state import PollState
 from vidpipe.generation.watch import Watch, WatchStore
 from vidpipe.jobs import stable_id
 from vidpipe.providers.video import VideoProvider, VideoRequest, billed_seconds
+from vidpipe.reference_image import ReferenceImage, for_provider
 
 
 def idempotency_key(job_id: str) -> str:
@@ -31,11 +32,14 @@ def idempotency_key(job_id: str) -> str:
 
 def submit_generation(job_id: str, request: GenerateJob, enhancement: Enhancement, provider: VideoProvider,
                       accounting: Accounting, watches: WatchStore, *, policy: PollPolicy, deadline_s: float,
-                      output_s3_uri: str, now: Callable[[], float]) -> PollState:
+                      output_s3_uri: str, now: Callable[[], float],
+                      reference: ReferenceImage | None = None, key: str | None = None) -> PollState:
+    """``reference``: the job's reference image, fetched and checked (vidpipe.reference_image.fetch)."""
     video = VideoRequest(prompt=enhancement.prompt, model=request.model, mode=request.mode,
                          duration_s=request.duration_s, fps=request.fps, resolution=request.resolution,
-                         physics=enhancement.physics.set_values(), output_s3_uri=output_s3_uri)
-    key = idempotency_key(job_id)
+                         physics=enhancement.physics.set_values(), output_s3_uri=output_s3_uri,
+                         **for_provider(reference, provider.name, request.model, request.resolution))
+    key = key or idempotency_key(job_id)  # [ROUTING] a fallback route has its own (generation/fallback.py)
     seconds = billed_seconds(provider.name, request.model, request.duration_s)
     accounting.begin_call(ProviderCall(job_id=job_id, step="generate", call_key=key, provider=provider.name,
                                        model=request.model, clip_seconds=seconds, resolution=request.resolution,
@@ -47,7 +51,7 @@ def submit_generation(job_id: str, request: GenerateJob, enhancement: Enhancemen
     submitted_at = now()
     watches.add(Watch(job_id=job_id, provider_job_id=submitted.provider_job_id, provider=provider.name,
                       model=request.model, seconds=seconds, resolution=request.resolution, fps=request.fps,
-                      idempotency_key=key, submitted_at=submitted_at))
+                      idempotency_key=key, submitted_at=submitted_at, base_url=getattr(provider, "base_url", None)))
     # Watched under the provider's id from here on: the intent's work is done.
     accounting.abandon_call(job_id, key)
     watches.clear_lost(job_id, key)

@@ -48,6 +48,7 @@ class Watch:
     fps: int
     idempotency_key: str
     submitted_at: float
+    base_url: str | None = None  # [ROUTING] the route's provider base URL (None: Settings.video_base_url)
 
     def clip(self, *, latency_ms: int = 0, confirmed: bool = True) -> ProviderCall:
         """The ledger entry of the finished clip: keyed by the provider's job id."""
@@ -82,7 +83,8 @@ class WatchStore:
                 ExpressionAttributeValues={":pk": {"S": INDEX_PK}}):
             for item in page.get("Items", []):
                 values = from_item(item)
-                watches.append(Watch(**{name: values[name] for name in Watch.__dataclass_fields__}))
+                watches.append(Watch(**{name: values[name] for name in Watch.__dataclass_fields__
+                                        if name in values}))
         return [_numbers(w) for w in watches]
 
     def mark_lost(self, job_id: str, idempotency_key: str) -> None:
@@ -169,7 +171,10 @@ def resolve_watches(watches: WatchStore, jobs: JobStore, accounting: Accounting,
         job = jobs.get(watch.job_id)
         if job is not None and job.get("status") not in TERMINAL:
             continue  # the state machine still polls it
-        outcome = _resolve(watch, provider_for(watch.provider), accounting, watches, now=now,
+        # [ROUTING] a fallback route's provider job is asked at its own base URL
+        provider = provider_for(watch.provider) if watch.base_url is None else provider_for(watch.provider,
+                                                                                              watch.base_url)
+        outcome = _resolve(watch, provider, accounting, watches, now=now,
                            give_up_after_s=give_up_after_s)
         counts[outcome] += 1
         # A job record that is gone (or was never written) has nothing to annotate.

@@ -112,7 +112,9 @@ def strict_schema(model: type[BaseModel]) -> dict:
         if isinstance(node, dict):
             if "$ref" in node:
                 return resolve(copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]]))
-            node = {k: resolve(v) for k, v in node.items() if k != "title"}
+            # "title" is pydantic's annotation, dropped; a property *named* title is kept.
+            node = {k: ({name: resolve(spec) for name, spec in v.items()} if k == "properties" else resolve(v))
+                    for k, v in node.items() if k != "title"}
             if node.get("type") == "object" and "properties" in node:
                 node["required"] = list(node["properties"])
                 node["additionalProperties"] = False
@@ -217,7 +219,7 @@ class ChatClient:
                 problem = f"answer does not match the {name} schema: {_first_problem(exc)}"
                 continue
             return parsed, result
-        raise ProviderError(f"{model}: {problem} (after {max_attempts} attempts)")
+        raise ProviderError(f"{model}: {problem} (after {max_attempts} attempts)", invalid_answer=True)
 
 
 def _parse_completion(response: httpx.Response, latency_ms: int, call_key: str | None = None) -> ChatResult:

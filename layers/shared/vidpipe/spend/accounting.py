@@ -63,6 +63,17 @@ class DynamoAccounting:
         ttl = self.video_ttl_s if model in self.prices.video else self.chat_ttl_s
         return self.budgets.reserve(job_id, amount_usd, model, job_limit=job_limit_usd, ttl_s=ttl).reservation_id
 
+    def reserve_whole(self, job_id: str, amount_usd: Decimal, model: str, *, reservation_id: str,
+                      ttl_s: int) -> str:
+        """A production's reservation for all its shots (its own id and lifetime). [PRODUCTION]"""
+        return self.budgets.reserve(job_id, amount_usd, model, reservation_id=reservation_id,
+                                    ttl_s=ttl_s).reservation_id
+
+    def reserve_from(self, parent_reservation_id: str, job_id: str, amount_usd: Decimal, model: str) -> str:
+        """A shot's reservation, moved out of its production's (spend/budgets.py ``reserve_from``)."""
+        return self.budgets.reserve_from(parent_reservation_id, job_id, amount_usd, model,
+                                         ttl_s=self.video_ttl_s).reservation_id
+
     def record_call(self, call: ProviderCall) -> Decimal:
         cost = self._cost(call)
         entry = LedgerEntry(

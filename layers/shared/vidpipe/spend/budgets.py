@@ -163,6 +163,54 @@ class Budgets:
         self.alarm.observe(reservation.scopes)
         return reservation
 
+    def reserve_from(self, parent_id: str, job_id: str, amount: Decimal, model: str,
+                     reservation_id: str | None = None, ttl_s: int | None = None) -> Reservation:
+        """Move ``amount`` out of the LIVE reservation ``parent_id`` (a production's) into the
+        job's own reservation, in ONE transaction: the parent's ``consumed`` goes up by it
+        (conditional on the state and ``consumed`` read), the new reservation (same scopes,
+        same period) and its index entry are created. No scope changes: the money stays
+        reserved, now held by the job, whose calls consume it and whose settle hands back
+        its remainder. Idempotent per ``reservation_id``. BudgetExceeded when the parent is
+        not LIVE or has less than ``amount`` left."""
+        amount = quantize_usd(Decimal(amount))
+        reservation_id = reservation_id or reservation_id_for(job_id)
+        for _ in range(50):
+            existing = self.get(reservation_id)
+            if existing is not None:
+                return existing
+            parent = self.get(parent_id)
+            if parent is None or parent.state is not ReservationState.LIVE:
+                state = "missing" if parent is None else str(parent.state)
+                raise BudgetExceeded(f"the production reservation {parent_id} is {state}: nothing to take "
+                                     f"{_usd(amount)} USD from", requested=str(amount))
+            if parent.remainder < amount:
+                raise BudgetExceeded(f"the production reservation {parent_id} has {_usd(parent.remainder)} USD "
+                                     f"left < {_usd(amount)} USD requested", requested=str(amount))
+            now = self._now()
+            child = Reservation(reservation_id=reservation_id, job_id=job_id, model=model, amount=amount,
+                                scopes=parent.scopes, state=ReservationState.LIVE, created_at=parent.created_at,
+                                expires_at=_seconds(now + (ttl_s or self.config.reservation_ttl_s)))
+            old = parent.consumed
+            take = {"Update": {
+                "TableName": self.table, "Key": parent.key,
+                "UpdateExpression": "SET #consumed = :new",
+                "ConditionExpression": "#state = :live AND " + (
+                    "(attribute_not_exists(#consumed) OR #consumed = :old)" if old == 0 else "#consumed = :old"),
+                "ExpressionAttributeNames": {"#state": "state", "#consumed": "consumed"},
+                "ExpressionAttributeValues": to_item({":live": str(ReservationState.LIVE), ":old": old,
+                                                      ":new": old + amount}),
+            }}
+            items = [take, self._put_new({**child.key, **to_item(child.model_dump())}),
+                     self._put_new({**child.index_key, **to_item({"reservation_id": reservation_id})})]
+            try:
+                transact(self.ddb, items, self._sleep)
+                return child
+            except ClientError as exc:
+                if not cancellation_reasons(exc):
+                    raise
+                continue  # another shot moved money (or this one was made) meanwhile: read again
+        raise RuntimeError(f"reservation {reservation_id} lost 50 races for {parent_id}")
+
     def charge_items(self, job_id: str, model: str, cost: Decimal, reservation: Reservation | None
                      ) -> tuple[list[dict], list[ScopeRef], bool]:
         """Transaction items that add ``cost`` to ``spent`` of the call's scopes and, while

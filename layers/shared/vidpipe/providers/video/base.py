@@ -40,6 +40,9 @@ class VideoRequest:
     resolution: str  # "WxH"
     physics: dict[str, float] = field(default_factory=dict)
     output_s3_uri: str | None = None  # where providers that write to S3 themselves put the clip
+    # The picture the clip starts from, already fitted to this provider (vidpipe.reference_image).
+    reference_image: bytes | None = field(default=None, repr=False)
+    reference_image_type: str | None = None  # its MIME type: image/jpeg | image/png
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,15 @@ class VideoProvider(ABC):
     def download_headers(self, url: str) -> dict[str, str]:
         """Headers a download of ``url`` needs (credentials only for the provider's own origin)."""
         return {}
+
+    # [WEBHOOKS] Whether the API pushes signed completion webhooks (Standard Webhooks) that
+    # ``announced`` can read (docs/webhooks.md).
+    webhooks: bool = False
+
+    def announced(self, provider_job_id: str, announcement: dict) -> Status | None:
+        """The job's end as a verified completion webhook tells it ({type, data}), or None when the
+        webhook alone cannot say (a status check has to ask)."""
+        return None
 
 
 class HttpVideoProvider(VideoProvider):

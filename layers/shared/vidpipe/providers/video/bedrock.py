@@ -7,6 +7,7 @@ makes a repeated submit return the first invocation instead of a second one.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable
 from typing import Any
@@ -31,11 +32,21 @@ def model_input(request: VideoRequest) -> dict[str, Any]:
     seconds = BedrockVideoProvider.billed_seconds(request.model, request.duration_s)
     if request.model.startswith(NOVA_REEL):
         config = {"durationSeconds": int(seconds), "fps": request.fps, "dimension": request.resolution}
+        image = _nova_image(request)
         if seconds == NOVA_SHOT_S:
-            return {"taskType": "TEXT_VIDEO", "textToVideoParams": {"text": request.prompt},
-                    "videoGenerationConfig": config}
+            params: dict[str, Any] = {"text": request.prompt}
+            if image:
+                params["images"] = [image]  # Nova Reel takes one, 1280x720, as the starting keyframe
+            return {"taskType": "TEXT_VIDEO", "textToVideoParams": params, "videoGenerationConfig": config}
+        if image:  # automated multi-shot takes no image: manual shots, the first starting from it
+            shots = [{"text": request.prompt} for _ in range(int(seconds) // NOVA_SHOT_S)]
+            shots[0]["image"] = image
+            return {"taskType": "MULTI_SHOT_MANUAL", "multiShotManualParams": {"shots": shots},
+                    "videoGenerationConfig": {k: v for k, v in config.items() if k != "durationSeconds"}}
         return {"taskType": "MULTI_SHOT_AUTOMATED", "multiShotAutomatedParams": {"text": request.prompt},
                 "videoGenerationConfig": config}
+    if request.reference_image is not None:
+        raise ProviderError(f"bedrock: {request.model} takes no reference image here (Nova Reel does)")
     if request.model.startswith(LUMA_RAY):
         width, height = (int(side) for side in request.resolution.split("x"))
         aspect = min(LUMA_ASPECTS, key=lambda name: abs(LUMA_ASPECTS[name] - width / height))
@@ -43,6 +54,14 @@ def model_input(request: VideoRequest) -> dict[str, Any]:
                 "duration": f"{seconds:.0f}s",
                 "resolution": "540p" if min(width, height) <= 540 else "720p"}
     raise ProviderError(f"bedrock: no request shape for model {request.model!r} (Nova Reel or Luma Ray)")
+
+
+def _nova_image(request: VideoRequest) -> dict[str, Any] | None:
+    """Nova Reel's image shape: {format: png|jpeg, source: {bytes: base64}}."""
+    if request.reference_image is None:
+        return None
+    fmt = "jpeg" if request.reference_image_type == "image/jpeg" else "png"
+    return {"format": fmt, "source": {"bytes": base64.b64encode(request.reference_image).decode("ascii")}}
 
 
 class BedrockVideoProvider(VideoProvider):

@@ -1,8 +1,18 @@
 """A generic async REST video API: submit → {id, status, eta_seconds};
-status → {status, progress, video_url, error}; cancel. Paths are configurable."""
+status → {status, progress, video_url, error}; cancel. Paths are configurable.
+
+Submit body (JSON)::
+
+    {"model", "prompt", "mode", "duration_s", "fps", "resolution": "WxH", "physics": {...},
+     "image": "<base64>", "image_type": "image/jpeg" | "image/png"}   # image fields only with a reference image
+
+``image`` is the reference image (standard base64, no data: prefix) at the
+requested resolution; the clip starts from it (docs/reference-images.md).
+"""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +47,9 @@ class GenericVideoProvider(HttpVideoProvider):
         body = {"model": request.model, "prompt": request.prompt, "mode": request.mode,
                 "duration_s": request.duration_s, "fps": request.fps, "resolution": request.resolution,
                 "physics": request.physics}
+        if request.reference_image is not None:
+            body |= {"image": base64.b64encode(request.reference_image).decode("ascii"),
+                     "image_type": request.reference_image_type or "image/png"}
         answer = self._call("POST", self.paths.submit, json=body, headers={"Idempotency-Key": idempotency_key})
         eta = answer.get("eta_seconds")
         return Submitted(provider_job_id=required_str(answer, "id", self.name),
@@ -61,6 +74,19 @@ class GenericVideoProvider(HttpVideoProvider):
     def cancel(self, provider_job_id: str) -> Status:
         """The answer is the job as the cancel left it: ``completed`` when it finished first."""
         return self._status(self._call("POST", self._path(self.paths.cancel, provider_job_id)))
+
+    # The generic shape's webhooks (video.completed / video.failed) carry the job's status object
+    # in ``data`` (status, video_url, error), so the webhook alone says where the clip is.
+    webhooks = True
+
+    def announced(self, provider_job_id: str, announcement: dict) -> Status | None:
+        data = announcement.get("data") or {}
+        expected = {"video.completed": "completed", "video.failed": "failed"}.get(announcement.get("type"))
+        if expected is None or STATES.get(str(data.get("status", "")).lower()) != expected:
+            return None
+        if expected == "completed" and not (isinstance(data.get("video_url"), str) and data["video_url"]):
+            return None
+        return self._status(data)
 
     @staticmethod
     def _path(template: str, provider_job_id: str) -> str:
