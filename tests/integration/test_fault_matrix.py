@@ -108,7 +108,9 @@ def _matrix() -> list[Scenario]:
                     video_timeout = CLIENT_TIMEOUT_S
                 scenarios.append(Scenario(f"{endpoint}-{kind}-{times}", endpoint, faults, env, video_timeout,
                                           expect=expected_status(endpoint, kind, times)))
-    for kind, expect in (("job_fail", "FAILED"), ("job_stall", "FAILED")):
+    # With one route (the default tier) a capacity failure has nowhere to fall back to.
+    for kind, expect in (("job_fail", "FAILED"), ("job_stall", "FAILED"), ("job_capacity", "FAILED"),
+                         ("job_policy", "FAILED")):
         for times, count in TIMES.items():
             scenarios.append(Scenario(f"video.submit-{kind}-{times}", "video.submit",
                                       (f"video.submit:{kind}:times={count}",), expect=expect))

@@ -19,13 +19,14 @@ def test_given_template_when_stack_starts_then_every_resource_exists_under_its_t
     assert s.bucket == "vidpipe-local-media-123456789012-us-east-1"
     s.s3.head_bucket(Bucket=s.bucket)
     queues = {u.rsplit("/", 1)[1] for u in s.sqs.list_queues()["QueueUrls"]}
-    assert queues == {"vidpipe-local-ingest", "vidpipe-local-ingest-dlq", "vidpipe-local-jobs", "vidpipe-local-jobs-dlq"}
+    assert queues == {"vidpipe-local-ingest", "vidpipe-local-ingest-dlq", "vidpipe-local-jobs", "vidpipe-local-jobs-dlq",
+                      "vidpipe-local-callbacks", "vidpipe-local-callbacks-dlq"}
     redrive = json.loads(s.sqs.get_queue_attributes(QueueUrl=s.jobs_queue_url, AttributeNames=["RedrivePolicy"])
                          ["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(":vidpipe-local-jobs-dlq") and int(redrive["maxReceiveCount"]) == 5
     assert set(s.ddb.list_tables()["TableNames"]) == {"vidpipe-local-jobs", "vidpipe-local-idempotency"}
     machines = {m["name"] for m in s.sfn.list_state_machines()["stateMachines"]}
-    assert machines == {"vidpipe-local-analysis", "vidpipe-local-generation"}
+    assert machines == {"vidpipe-local-analysis", "vidpipe-local-generation", "vidpipe-local-production"}
     functions = {f["FunctionName"] for f in s.clients["lambda"].list_functions()["Functions"]}
     assert "vidpipe-local-StartJobsFunction" in functions and "vidpipe-local-FinalizeJobFunction" in functions
     notification = s.s3.get_bucket_notification_configuration(Bucket=s.bucket)["QueueConfigurations"][0]
@@ -126,3 +127,15 @@ def test_given_timeouts_and_memory_in_globals_and_per_function_then_each_functio
     assert seen["vidpipe-local-FinalizeJobFunction"][0] == 256
     assert seen["vidpipe-local-ProbeVideoFunction"][1] == pytest.approx(120_000, abs=1000)  # its own Timeout
     assert seen["vidpipe-local-FinalizeJobFunction"][1] == pytest.approx(60_000, abs=1000)  # Globals' Timeout
+
+
+def test_given_the_template_machines_validated_once_when_a_broken_definition_is_created_then_it_is_still_refused(
+        local_stack):
+    s = local_stack
+    role = "arn:aws:iam::123456789012:role/any"
+    broken = json.dumps({"StartAt": "Only", "States": {"Only": {"Type": "Bogus", "End": True}}})
+
+    with pytest.raises(ClientError, match="ASLParserException"):  # moto's InvalidDefinition
+        s.sfn.create_state_machine(name="broken", definition=broken, roleArn=role)
+    valid = s.sfn.describe_state_machine(stateMachineArn=s.generation_arn)["definition"]
+    assert s.sfn.create_state_machine(name="copy", definition=valid, roleArn=role)["stateMachineArn"]

@@ -14,9 +14,10 @@ stack's clock, like Wait states (waits.py):
   and never loses the race against the fallback. How many executions wait does not change the
   pace (each wait would otherwise push the shared clock on its own).
 
-Only the waits of the states named in ``states`` (default: the Generation ASL's
-AwaitCompletion, whose fallback is a provider's pace) run on the clock; any other task-token
-wait (a human approval) keeps moto's real-time wait, so its timeout means what its test wrote.
+Every task-token wait runs on the clock: a provider's completion (the Generation ASL's
+AwaitCompletion) and a person's storyboard approval alike, so an approval deadline of a day
+passes in a couple of real minutes on a VirtualClock and a test that approves does so well
+within it.
 
 Every wait that ends (resumed or timed out) marks its token spent, as AWS does: a later
 SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat with it gets ``TaskTimedOut``
@@ -39,9 +40,8 @@ from vidpipe_local.clock import Clock, VirtualClock
 
 class ClockedCallbacks:
     def __init__(self, clock: Clock, busy: Callable[[], bool] = lambda: False, step_s: float = 3.0,
-                 pause_s: float = 0.005, states: frozenset[str] = frozenset({"AwaitCompletion"})):
+                 pause_s: float = 0.005):
         self.clock, self.busy, self.step_s, self.pause_s = clock, busy, step_s, pause_s
-        self.states = states
         self._original = None
         self._waiting = 0
         self._lock = threading.Lock()
@@ -91,13 +91,9 @@ class ClockedCallbacks:
         callbacks = self
         self._original = StateTaskServiceCallback._wait_for_task_token_timeout
 
-        original = self._original
-
         def _wait_for_task_token_timeout(self, timeout_seconds, callback_endpoint):
             try:
-                if getattr(self, "name", None) in callbacks.states:
-                    return callbacks.wait(float(timeout_seconds), callback_endpoint)
-                return original(self, timeout_seconds, callback_endpoint)
+                return callbacks.wait(float(timeout_seconds), callback_endpoint)
             finally:
                 callback_endpoint.report(CallbackConsumerTimeout())  # the token is spent
 

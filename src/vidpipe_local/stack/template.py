@@ -7,8 +7,10 @@ cannot silently drift from what the local stack understands.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ class _Tagged:
         self.tag, self.value = tag, value
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster on the template
     pass
 
 
@@ -47,7 +49,15 @@ _Loader.add_multi_constructor("!", _construct)
 
 
 def load_template(path: str | Path) -> dict:
-    return yaml.load(Path(path).read_text(), Loader=_Loader)
+    """The template as plain data: a fresh copy on every call (callers may change it),
+    parsed once per version of the file."""
+    path = Path(path).resolve()
+    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
+
+
+@lru_cache(maxsize=4)
+def _parsed(path: Path, mtime_ns: int) -> dict:
+    return yaml.load(path.read_text(), Loader=_Loader)
 
 
 class UnsupportedIntrinsic(ValueError):
