@@ -77,6 +77,7 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_local_up_when_other_commands_run_then_they_share_its_stack(sample_video, tmp_path):
     env = {**os.environ, "VIDPIPE_STATE_DIR": str(tmp_path / "state")}
     port = free_port()
@@ -243,6 +244,7 @@ def test_given_local_up_when_it_starts_then_its_banner_shows_local_urls_and_the_
     assert "local-emulator-key" in banner and "/v1/chat/completions" in banner
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_video_analyzed_with_options_when_re_analyzed_then_options_decide_whether_it_is_the_same_job(
         served, sample_video, tmp_path):
     env = served["env"]
@@ -279,6 +281,7 @@ def test_given_a_stack_url_when_it_names_no_stack_then_the_command_says_so(serve
     assert picked.returncode == 0 and served["url"] in picked.stderr
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_job_on_the_scaled_clock_when_its_spend_is_listed_then_timestamps_are_wall_clock_time(
         served, sample_video, tmp_path):
     from datetime import datetime

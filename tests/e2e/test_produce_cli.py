@@ -38,6 +38,7 @@ def production_id(printed: str) -> str:
     return next(line.split()[1] for line in printed.splitlines() if line.startswith("production pro-"))
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_script_when_produced_with_the_cli_then_it_prints_the_storyboard_each_shot_and_the_episode(
         shared, tmp_path, capsys):
     out = tmp_path / "episode"

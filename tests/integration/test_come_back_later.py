@@ -48,6 +48,7 @@ def clip(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_low_rate_limit_and_many_chunks_at_once_when_analyzed_then_every_chunk_comes_back_until_it_succeeds_within_the_limit(
         make_stack, clip, monkeypatch):
     monkeypatch.setenv("SEGMENT_SECONDS", "4")  # 12 s → 3 segments of one-frame chunks, all at once
@@ -77,6 +78,7 @@ def test_given_a_low_rate_limit_and_many_chunks_at_once_when_analyzed_then_every
           f"Step Functions, {len(chat)} chat calls over {max(c.timestamp for c in chat) - min(c.timestamp for c in chat):.0f} s")
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_chat_provider_slower_than_the_step_when_enhancing_then_the_step_hands_back_before_its_timeout_and_the_job_falls_back(
         make_stack, monkeypatch):
     # Each real second counts 10 on the functions' clocks: the 7 s answer is 70 s, longer than

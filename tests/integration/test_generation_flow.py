@@ -241,6 +241,7 @@ def reservation_state(stack, job_id: str) -> str:
     return item["state"]["S"]
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_20_enhanced_jobs_and_a_small_daily_budget_when_they_run_then_spent_stays_under_it_and_equals_the_ledger(
         make_stack):
     s = make_stack(clock=VirtualClock(MIDNIGHT), parameter_overrides={"BudgetDailyUsd": "0.30"})

@@ -103,6 +103,7 @@ def test_given_a_three_scene_script_when_produced_then_the_episode_is_its_shots_
     no_live_reservation(s)
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_the_same_produce_message_twice_when_delivered_then_one_production_pays_each_shot_once(local_stack):
     s = local_stack
     first = produce(s)
@@ -138,6 +139,7 @@ def test_given_a_budget_below_the_estimate_when_produced_then_it_is_refused_afte
     no_live_reservation(s)
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 @pytest.mark.parametrize("policy, status", [("skip", "PARTIAL"), ("fail", "FAILED")])
 def test_given_one_shot_failing_when_produced_then_skip_ends_partial_with_the_gap_and_fail_ends_failed(
         local_stack, policy, status):
@@ -239,6 +241,7 @@ def test_given_a_storyboard_nobody_approves_when_its_deadline_passes_then_the_pr
     no_live_reservation(s)
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_a_script_dropped_under_scripts_when_notified_then_a_production_starts_from_it(local_stack):
     s = local_stack
     s.s3.put_object(Bucket=s.bucket, Key="scripts/monday.txt", Body=SCRIPT.encode(),

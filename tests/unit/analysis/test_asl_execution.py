@@ -178,6 +178,7 @@ def test_given_a_provider_error_in_one_chunk_when_executed_then_it_is_not_retrie
     assert steps.named("finalize")[0]["error"]["Error"] == "ProviderError"
 
 
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
 def test_given_every_one_of_180_segments_fails_with_a_long_error_then_the_job_is_finalized_failed_within_the_state_limit(
         run_analysis):
     steps = StubSteps(fail={"extract": "ProviderError"}, segments=180,
