@@ -103,15 +103,15 @@ def test_given_the_same_prompt_with_another_image_then_it_is_another_job_and_ano
     (photo(size=(4100, 16)), "4100x16 px; each side must be at most 4096 px"),
     (b"\x89PNG" + bytes(20 * 1024 * 1024), "larger than the 20.0 MB limit"),
 ])
-def test_given_a_bad_reference_image_then_the_job_fails_with_the_reason_and_nothing_is_paid(
+def test_given_a_bad_reference_image_then_the_job_is_rejected_with_the_reason_and_nothing_is_paid(
         local_stack, data, reason):
     s = local_stack
     job_id = send(s, reference_image=put_reference(s, "bad.png", data))
 
     job = s.wait_for_job(job_id)
 
-    assert job["status"] == "FAILED"
-    assert job["error"]["error"] == "InputRejected" and reason in job["error"]["reason"]
+    assert job["status"] == "REJECTED"
+    assert job["error"]["error"] == "ReferenceImageRejected" and reason in job["error"]["reason"]
     assert submits(s) == [] and s.emulator.bill()["items"] == []
     settled(s)
 
@@ -155,14 +155,14 @@ def redirecting_host():
     thread.join()
 
 
-def test_given_a_reference_url_that_redirects_to_a_private_address_then_the_job_fails_before_any_video_call(
+def test_given_a_reference_url_that_redirects_to_a_private_address_then_the_job_is_rejected_before_any_video_call(
         local_stack, redirecting_host):
     s = local_stack
     job_id = send(s, reference_image=f"{redirecting_host}/bottle.png")
 
     job = s.wait_for_job(job_id)
 
-    assert job["status"] == "FAILED" and job["error"]["error"] == "InputRejected"
+    assert job["status"] == "REJECTED" and job["error"]["error"] == "ReferenceImageRejected"
     assert "refused 10.0.0.9: 10.0.0.9 is a private address" in job["error"]["reason"]
     assert submits(s) == [] and s.emulator.bill()["items"] == []
     settled(s)

@@ -58,3 +58,14 @@ def test_given_a_successful_job_when_finalized_then_outputs_recorded_and_no_erro
     finalize(FinalizeInput(job_id="j2", outcome="SUCCEEDED", outputs={"video": "outputs/j2/video.mp4"}), deps)
     _, status, fields = deps.jobs.updates[0]
     assert status is JobStatus.SUCCEEDED and fields["error"] is None and fields["outputs"]["video"].endswith(".mp4")
+
+
+def test_given_a_reference_image_a_step_found_unusable_when_finalized_then_the_job_is_rejected_and_settled():
+    deps = D()
+    cause = json.dumps({"errorType": "ReferenceImageRejected", "errorMessage": "reference_image: not a decodable image"})
+    out = finalize(FinalizeInput(job_id="j3", outcome="FAILED", reservation_id="r3",
+                                 error={"Error": "ReferenceImageRejected", "Cause": cause}), deps)
+    _, status, fields = deps.jobs.updates[0]
+    assert status is JobStatus.REJECTED and out["status"] == "REJECTED"
+    assert fields["error"] == {"error": "ReferenceImageRejected", "reason": "reference_image: not a decodable image"}
+    assert deps.accounting.settled == [("j3", "r3")]

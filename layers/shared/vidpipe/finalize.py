@@ -24,6 +24,9 @@ from vidpipe.redaction import redact
 from vidpipe.runtime import Deps
 
 
+REJECTED_AT_A_STEP = frozenset({"ReferenceImageRejected"})  # error names that end a job REJECTED
+
+
 class FinalizeInput(BaseModel):
     job_id: str
     outcome: str  # SUCCEEDED | FAILED
@@ -54,7 +57,9 @@ def finalize(event: FinalizeInput, deps: Deps) -> dict:
     if event.outcome == "SUCCEEDED":
         status, error = JobStatus.SUCCEEDED, None
     else:
-        status, error = JobStatus.FAILED, explain(event.error)
+        error = explain(event.error)
+        # Input found unusable only once a step fetched it (a reference image) never validated.
+        status = JobStatus.REJECTED if error["error"] in REJECTED_AT_A_STEP else JobStatus.FAILED
         logger.warning("job failed", extra={"job_id": event.job_id, **error})
     deps.jobs.update(event.job_id, status, outputs=event.outputs, details=event.details, error=error, spend=totals)
     # Announced as stored: on a retry (the update already done, the announcement failed) or when

@@ -12,7 +12,8 @@ A job's ``reference_image`` is ``s3://<media bucket>/references/<key>`` or an
   call): the bytes are fetched (S3 ``get_object`` with a size check; https
   through the download guard, every redirect checked), must be at most 20 MB,
   decode with Pillow, and have each side at most 4096 px. A problem raises
-  ``InputRejected``: the job ends FAILED with the reason, nothing paid.
+  ``ReferenceImageRejected`` (an ``InputRejected``): the job ends REJECTED with
+  the reason (its input never validated), nothing paid.
 
 ``prepare`` then fits the image to what the provider accepts (``for_provider``):
 the OpenAI videos API wants the reference at the requested video size (it is
@@ -47,6 +48,10 @@ NOVA_REEL_SIZE = (1280, 720)
 JPEG_QUALITY = 90
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 _S3 = re.compile(r"s3://([^/]+)/(.+)", re.DOTALL)
+
+
+class ReferenceImageRejected(InputRejected):
+    """The job's reference image is unusable: finalize records the job REJECTED, not FAILED."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ def fetch(uri: str, *, s3: Any, media_bucket: str, policy: DownloadPolicy,
     A transient failure of the image's host (5xx, timeout) stays ProviderRetryable."""
     problem = url_problem(uri, media_bucket=media_bucket, policy=policy, resolver=resolver)
     if problem:
-        raise InputRejected(f"reference_image: {problem}")
+        raise ReferenceImageRejected(f"reference_image: {problem}")
     match = _S3.fullmatch(uri)
     data = _from_s3(s3, *match.groups()) if match else _from_https(uri, policy, http_client, resolver)
     return check(uri, data)
@@ -120,21 +125,21 @@ def check(source: str, data: bytes) -> ReferenceImage:
     from PIL import Image, UnidentifiedImageError
 
     if len(data) > MAX_BYTES:
-        raise InputRejected(f"reference_image: {_mb(len(data))} is larger than the {_mb(MAX_BYTES)} limit")
+        raise ReferenceImageRejected(f"reference_image: {_mb(len(data))} is larger than the {_mb(MAX_BYTES)} limit")
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size  # from the header: checked before any pixel is decoded
             if max(width, height) > MAX_SIDE:
-                raise InputRejected(f"reference_image: {width}x{height} px; each side must be at most {MAX_SIDE} px")
+                raise ReferenceImageRejected(f"reference_image: {width}x{height} px; each side must be at most {MAX_SIDE} px")
             image.load()
             fmt = image.format or "unknown"
     except InputRejected:
         raise
     except UnidentifiedImageError:
-        raise InputRejected(f"reference_image: not a decodable image ({len(data)} bytes in no image format "
+        raise ReferenceImageRejected(f"reference_image: not a decodable image ({len(data)} bytes in no image format "
                             "Pillow reads)") from None
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise InputRejected(f"reference_image: not a decodable image ({str(exc)[:200] or type(exc).__name__})") from None
+        raise ReferenceImageRejected(f"reference_image: not a decodable image ({str(exc)[:200] or type(exc).__name__})") from None
     return ReferenceImage(source=source, data=data, width=width, height=height, format=fmt)
 
 
@@ -143,14 +148,14 @@ def _from_s3(s3: Any, bucket: str, key: str) -> bytes:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if is_missing(exc):
-            raise InputRejected(f"reference_image: s3://{bucket}/{key} does not exist") from None
+            raise ReferenceImageRejected(f"reference_image: s3://{bucket}/{key} does not exist") from None
         check_access(exc, "s3:GetObject", bucket, key)
         raise
     size = int(response.get("ContentLength") or 0)
     body = response["Body"]
     try:
         if size > MAX_BYTES:
-            raise InputRejected(f"reference_image: {_mb(size)} is larger than the {_mb(MAX_BYTES)} limit")
+            raise ReferenceImageRejected(f"reference_image: {_mb(size)} is larger than the {_mb(MAX_BYTES)} limit")
         return body.read(MAX_BYTES + 1)
     finally:
         body.close()
@@ -161,18 +166,18 @@ def _from_https(url: str, policy: DownloadPolicy, client: httpx.Client | None, r
         with guarded_stream(url, policy, client=client, resolver=resolver) as response:
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > MAX_BYTES:
-                raise InputRejected(f"reference_image: {_mb(int(declared))} is larger than the "
+                raise ReferenceImageRejected(f"reference_image: {_mb(int(declared))} is larger than the "
                                     f"{_mb(MAX_BYTES)} limit")
             received = bytearray()
             for chunk in response.iter_bytes():
                 received += chunk
                 if len(received) > MAX_BYTES:
-                    raise InputRejected(f"reference_image: more than the {_mb(MAX_BYTES)} limit")
+                    raise ReferenceImageRejected(f"reference_image: more than the {_mb(MAX_BYTES)} limit")
             return bytes(received)
     except DownloadRefused as exc:  # a private address, also one reached by a redirect
-        raise InputRejected(f"reference_image: {exc.reason}") from None
+        raise ReferenceImageRejected(f"reference_image: {exc.reason}") from None
     except ProviderError as exc:  # 4xx: the URL is wrong, not the host unwell
-        raise InputRejected(f"reference_image: {exc.reason}") from None
+        raise ReferenceImageRejected(f"reference_image: {exc.reason}") from None
 
 
 def _mb(size: int) -> str:
