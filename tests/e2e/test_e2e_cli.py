@@ -297,3 +297,15 @@ def test_given_a_job_on_the_scaled_clock_when_its_spend_is_listed_then_timestamp
 
     stamps = [datetime.fromisoformat(row["created_at"]) for row in spend["rows"]]
     assert stamps and all(before <= t <= after for t in stamps), (before, stamps, after)
+
+
+@pytest.mark.long  # over ~8 s: make long (CI) runs it
+def test_given_the_demo_when_run_then_the_report_the_clip_and_the_spend_table_land_in_out(tmp_path, capsys):
+    out = tmp_path / "demo"
+
+    assert main(["demo", "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    for name in ("analysis/report.json", "analysis/report.html", "generation/video.mp4", "generation/poster.jpg"):
+        assert (out / name).stat().st_size > 0, name
+    assert "SUCCEEDED" in printed and "TOTAL" in printed.split("Spend (from the ledger):")[1]

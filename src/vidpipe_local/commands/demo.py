@@ -59,6 +59,13 @@ def emulator_round_trip(session) -> None:
     print(f"  usage           {body['usage']}")
 
 
+def command_args(*argv: str) -> argparse.Namespace:
+    """A command's arguments as the CLI parses them (every option with its default)."""
+    from vidpipe_local.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
 def run(args) -> int:
     from vidpipe.spend.ledger import Ledger
     from vidpipe_local import samples
@@ -78,15 +85,14 @@ def run(args) -> int:
         video = args.out / "sample.mp4"
         truth = samples.demo_video(video)
         print(f"Analyzing {video} ({truth.duration_s:.0f} s, {len(truth.shots)} shots) with --sampling scene:")
-        analyze.run(argparse.Namespace(video=video, sampling="scene", fps=None, model=None, budget_usd=None,
-                                       out=args.out / "analysis", provider_url=None, api_key_env="",
-                                       timeout=600.0))
+        analyze.run(command_args("analyze", str(video), "--sampling", "scene", "--out", str(args.out / "analysis"),
+                                 "--timeout", "600"))
         print()
         print("Generating a slow-motion clip:")
-        generate.run(argparse.Namespace(
-            prompt="a drop of milk falling into a cup of coffee, splash crown", file=None, mode="slow_motion",
-            duration=2.0, fps=24, resolution="320x180", enhance=True, max_cost_usd=1.0,
-            out=args.out / "generation", timeout=600.0))
+        generate.run(command_args(
+            "generate", "--prompt", "a drop of milk falling into a cup of coffee, splash crown", "--mode",
+            "slow_motion", "--duration", "2", "--fps", "24", "--resolution", "320x180", "--enhance",
+            "--max-cost-usd", "1", "--out", str(args.out / "generation"), "--timeout", "600"))
         print()
         print("Spend (from the ledger):")
         ledger = Ledger(session.settings.table_name, client=session.client("dynamodb"))
