@@ -28,7 +28,7 @@ test: .venv
 faults: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m faults
 
-# Local-stack runs that take over ~20 s each (a 47-shot production, webhook fallbacks): CI runs them.
+# Local-stack runs over ~5 s each (a 47-shot production, the CLI end to end, slow hand-backs): CI runs them.
 long: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m long
 

@@ -62,6 +62,7 @@ def test_given_a_prompt_when_generated_with_the_cli_then_video_poster_and_job_js
     assert (out / "video.mp4").stat().st_size > 0 and (out / "poster.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_the_sample_job_messages_when_invoked_then_valid_starts_and_invalid_are_rejected(capsys):
     assert main(["invoke", "StartJobsFunction", "--event", str(REPO_ROOT / "events/start_jobs_messages.json")]) == 0
     assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
@@ -119,6 +120,7 @@ def test_given_no_stack_when_status_or_spend_run_then_they_say_so_without_buildi
         assert elapsed < 4.0, f"{command}: {elapsed:.2f}s"
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_failing_analysis_when_run_then_stderr_is_one_line_naming_the_log(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(os.urandom(4096))
@@ -194,6 +196,7 @@ class UnderReportingGateway:
         self.emulator.stop()
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_gateway_under_reporting_prompt_tokens_when_analyzed_then_the_report_flags_it(
         sample_video, tmp_path, monkeypatch, capsys):
     gateway = UnderReportingGateway()
@@ -266,6 +269,7 @@ def test_given_a_video_analyzed_with_options_when_re_analyzed_then_options_decid
     assert json.loads((tmp_path / "c" / "report.json").read_text()) == uniform
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_served_stack_when_asking_for_an_unknown_job_then_no_such_job(served):
     for command in (["status", "an-unknown"], ["spend", "--job", "an-unknown"]):
         done = run_cli(*command, env=served["env"])

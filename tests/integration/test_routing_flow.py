@@ -127,6 +127,7 @@ def test_given_a_submit_answer_lost_then_503s_when_it_runs_then_it_never_moves_t
     assert [entry["confirmed"] for _, entry in report.matched] == [False]  # recorded, as unconfirmed spend
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_draft_premium_and_a_high_priority_job_when_they_run_then_each_tier_reaches_its_model(stack):
     draft, premium = send(stack, tier="draft"), send(stack, tier="premium", prompt="a paper boat on a pond")
     by_priority = send(stack, priority=1, prompt="a kite over a beach")  # 0-2 → premium

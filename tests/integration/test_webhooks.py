@@ -124,6 +124,7 @@ def test_given_the_webhook_is_dropped_when_the_job_ends_then_polling_picks_it_up
     settled(s)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_forged_webhook_when_it_arrives_then_it_is_refused_counted_and_polling_finishes_the_job(
         make_stack, resumes, rejections):
     s = make_stack(webhooks=True, emulator_options={"webhook_mode": "forged"})
@@ -140,6 +141,7 @@ def test_given_a_forged_webhook_when_it_arrives_then_it_is_refused_counted_and_p
     settled(s)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_duplicated_webhook_when_both_arrive_then_the_replay_resumes_nothing(make_stack, resumes):
     s = make_stack(webhooks=True, emulator_options={"webhook_mode": "duplicated"})
     job_id = send(s, "openai")
@@ -208,6 +210,7 @@ def test_given_a_failed_job_when_its_webhook_arrives_then_the_job_fails_with_the
     settled(s)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_webhook_later_than_the_fallback_when_it_arrives_then_polling_already_finished_and_it_is_ignored(
         make_stack, resumes):
     s = make_stack(webhooks=True, emulator_options={"webhook_mode": "delayed", "webhook_delay_s": 900})

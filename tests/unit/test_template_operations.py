@@ -324,6 +324,19 @@ def test_given_the_dashboard_then_its_body_is_json_and_covers_jobs_budgets_lambd
         assert topic in titles, topic
 
 
+def test_given_the_dashboard_then_every_function_and_every_dead_letter_queue_is_on_it():
+    body = RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = {w["properties"].get("title", ""): json.dumps(w) for w in json.loads(body)["widgets"]}
+    functions = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"]
+    dead_letters = [name for name, r in RESOURCES.items()
+                    if r["Type"] == "AWS::SQS::Queue" and name.endswith("DeadLetterQueue")]
+
+    for title in ("Lambda errors", "Lambda throttles", "Lambda duration p95 (ms)"):
+        assert [f for f in functions if "${%s}" % f not in widgets[title]] == [], title
+    dlq_widget = next(text for title, text in widgets.items() if title.startswith("Dead-letter"))
+    assert [q for q in dead_letters if "${%s.QueueName}" % q not in dlq_widget] == []
+
+
 # ----------------------------------------------------------------------------- least privilege
 
 

@@ -25,9 +25,16 @@ def segment_frames(index: int, start: float, end: float, timestamps: list[float]
 
 
 def test_given_cuts_when_bounding_scenes_then_intervals_cover_the_video_and_near_duplicates_merge():
-    bounds = scene_bounds([30.0, 10.0, 10.1, 0.05, 59.9], duration_s=60.0)
+    bounds = scene_bounds([30.0, 10.0, 10.03, 0.05, 59.95], duration_s=60.0)
 
     assert bounds == [(0.0, 10.0), (10.0, 30.0), (30.0, 60.0)]
+
+
+def test_given_a_3_frame_shot_and_a_short_last_shot_when_bounding_scenes_then_each_is_a_scene():
+    # The cuts the detector reports on tests/unit/media's short_shots clip (25 fps).
+    bounds = scene_bounds([2.0, 2.12, 4.12], duration_s=4.44)
+
+    assert bounds == [(0.0, 2.0), (2.0, 2.12), (2.12, 4.12), (4.12, 4.44)]
 
 
 def test_given_segments_and_cuts_when_building_scenes_then_a_segment_boundary_is_not_a_scene_boundary():

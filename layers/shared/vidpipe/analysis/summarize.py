@@ -31,7 +31,10 @@ REDUCE_PROMPT = (
 SCENE_LINE_TOKENS = 80  # a long scene line (three sentences and tags); used for estimates
 REDUCE_OUTPUT_TOKENS = 400
 REDUCE_BATCH = 80  # scene lines per reduce call; more are reduced in groups first
-MIN_CUT_GAP_S = 0.25  # cuts closer than this are one transition (a fade detected twice)
+# Cuts closer than this are one cut reported twice (e.g. by the segments on either side of a boundary).
+# The shot detector reports a fade or dissolve once (its midpoint), so only near-identical times merge:
+# a 3-frame shot is kept up to 37 fps, a 2-frame one at 25 fps.
+MIN_CUT_GAP_S = 0.08
 MAX_SCENE_SENTENCES = 3
 MAX_SCENE_TERMS = 8
 
