@@ -53,6 +53,7 @@ def test_given_a_corrupt_video_when_analyzed_then_exit_1_and_one_readable_line(t
     assert err.startswith("vidpipe: job ") and "FAILED" in err and "Traceback" not in err
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_prompt_when_generated_with_the_cli_then_video_poster_and_job_json_land_in_out(tmp_path):
     out = tmp_path / "gen"
     assert main(["generate", "--prompt", "a feather falling in a vacuum chamber", "--mode", "slow_motion",
@@ -277,6 +278,7 @@ def test_given_a_served_stack_when_asking_for_an_unknown_job_then_no_such_job(se
         assert done.stderr.splitlines()[0].startswith(f"stack: vidpipe local up at {served['url']}")
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_stack_url_when_it_names_no_stack_then_the_command_says_so(served):
     done = run_cli("status", "--stack", "http://127.0.0.1:9", env=served["env"])
     assert done.returncode == 2 and "no vidpipe stack answers at http://127.0.0.1:9" in done.stderr

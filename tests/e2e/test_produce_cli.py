@@ -54,6 +54,7 @@ def test_given_a_script_when_produced_with_the_cli_then_it_prints_the_storyboard
     assert json.loads((out / "job.json").read_text())["status"] == "SUCCEEDED"
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_production_awaiting_approval_when_approved_with_an_edit_then_only_the_edited_shots_run(
         shared, tmp_path, capsys):
     from vidpipe.jobs import JobStore

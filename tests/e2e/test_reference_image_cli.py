@@ -41,6 +41,7 @@ def first_frame_rgb(video: Path) -> np.ndarray:
     return bgr.reshape(-1, 3).mean(axis=0)[::-1]
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_generate_with_image_then_the_file_is_uploaded_under_references_and_the_clip_starts_from_it(tmp_path):
     image = write_photo(tmp_path / "product.jpg")
     out = tmp_path / "gen"
@@ -55,6 +56,7 @@ def test_given_generate_with_image_then_the_file_is_uploaded_under_references_an
     assert np.allclose(first_frame_rgb(out / "video.mp4"), TEAL, atol=10)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_jsonl_catalog_with_local_images_then_each_line_runs_and_a_bad_image_is_named(tmp_path, capsys):
     write_photo(tmp_path / "red.jpg", colour=(200, 30, 30))
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg at all")

@@ -66,6 +66,7 @@ def chromium(binary: str, *args: str) -> subprocess.CompletedProcess:
                           check=True)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_an_analyzed_video_when_report_html_opens_in_chromium_then_every_shot_shows_with_its_picture(
         tmp_path):
     from vidpipe_local import samples

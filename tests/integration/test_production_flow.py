@@ -70,6 +70,7 @@ def frames(path: Path) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_three_scene_script_when_produced_then_the_episode_is_its_shots_in_storyboard_order(
         local_stack, tmp_path):
     s = local_stack

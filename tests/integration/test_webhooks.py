@@ -92,6 +92,7 @@ def rejections(monkeypatch) -> list[dict]:
     return seen
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 @pytest.mark.parametrize("provider", ["generic", "openai"])
 def test_given_a_webhook_capable_provider_when_the_job_ends_then_it_completes_without_a_status_check(
         make_stack, provider, resumes):
@@ -109,6 +110,7 @@ def test_given_a_webhook_capable_provider_when_the_job_ends_then_it_completes_wi
     settled(s)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_the_webhook_is_dropped_when_the_job_ends_then_polling_picks_it_up_after_the_fallback(make_stack):
     s = make_stack(webhooks=True, emulator_options={"webhook_mode": "off"})
     job_id = send(s)
@@ -196,6 +198,7 @@ def test_given_a_signed_webhook_for_an_unknown_job_when_it_arrives_then_it_answe
     assert post(s.function_url("ProviderWebhookFunction") + "/bedrock", body, headers)[0] == 404
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_failed_job_when_its_webhook_arrives_then_the_job_fails_with_the_providers_reason(make_stack):
     s = make_stack(webhooks=True)
     s.emulator.faults.add_spec("video.submit:job_fail:message=content policy violation")
@@ -230,6 +233,7 @@ def test_given_a_webhook_later_than_the_fallback_when_it_arrives_then_polling_al
     settled(s)
 
 
+@pytest.mark.long  # over ~5 s: make long (CI) runs it
 def test_given_a_webhook_that_beats_the_wait_when_the_job_is_instant_then_the_wait_finds_its_news(make_stack):
     s = make_stack(webhooks=True, emulator_options={"default_eta_s": 0.0})  # done when submitted
     job_id = send(s, "openai")
