@@ -21,7 +21,7 @@ demo: .venv
 	$(VENV)/bin/vidpipe demo --out out/demo
 
 test: .venv
-	$(VENV)/bin/python -m pytest -n 4 -q -m "not scale and not faults and not built and not long"
+	$(VENV)/bin/python -m pytest -n 8 -q -m "not scale and not faults and not built and not long"
 
 # The whole fault matrix (tests/integration/test_fault_matrix.py, docs/reliability.md): every fault
 # kind on every endpoint, once and always, plus stops and kills. `make test` runs one per endpoint.

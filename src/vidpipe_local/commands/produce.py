@@ -126,6 +126,10 @@ def _produce(args, message: dict, stream=None) -> int:
         if board:
             print(storyboard_table(board), file=stream)
         if message.get("approve_storyboard") and job.get("status") not in TERMINAL:
+            # The storyboard is stored a step before the wait's token: say "waiting" once it is.
+            job = _wait(session, job_id, deadline,
+                        lambda j: _token_item(session, job_id) is not None or (bool(j) and j.get("status") in TERMINAL))
+        if message.get("approve_storyboard") and job.get("status") not in TERMINAL:
             print(f"waiting for approval: vidpipe approve {job_id} [--storyboard edited.json] | "
                   f"vidpipe reject {job_id} --reason ...", file=stream)
             write_job_json(job, out / "job.json")
@@ -197,11 +201,16 @@ def storyboard_table(board: dict) -> str:
 
 
 # ---------------------------------------------------------------- approve / reject
+def _token_item(session, job_id: str) -> dict | None:
+    """The item the approval wait stores its task token in (absent: not waiting)."""
+    return session.client("dynamodb").get_item(TableName=session.table, ConsistentRead=True, Key={
+        "pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "TOKEN"}}).get("Item")
+
+
 def approval_token(session, job_id: str) -> str:
     from vidpipe_local.cli import CommandError
 
-    item = session.client("dynamodb").get_item(TableName=session.table, ConsistentRead=True, Key={
-        "pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "TOKEN"}}).get("Item")
+    item = _token_item(session, job_id)
     if not item:
         job = session.jobs.get(job_id)
         state = "does not exist" if job is None else f"is {job.get('status')} and not waiting for approval"

@@ -33,7 +33,7 @@ from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
 from vidpipe_local.stack.sfn_limits import StepFunctionsLimits
 from vidpipe_local.stack.sfn_sync import SfnSyncIntegration
 from vidpipe_local.stack.stop_execution import AbortOnStop
-from vidpipe_local.stack.asl_validation import ValidatedDefinitions
+from vidpipe_local.stack.asl_parsing import ParsedDefinitions
 from vidpipe_local.stack.template import REGION, Resolver, load_template
 from vidpipe_local.stack.waits import ClockedWaits
 from vidpipe_local.stack.callbacks import ClockedCallbacks
@@ -139,7 +139,7 @@ class LocalStack:
         self.function_urls: dict[str, FunctionUrlServer] = {}
         self.atomic_dynamodb = AtomicDynamoDB()
         self.abort_on_stop = AbortOnStop()
-        self.validated_definitions = ValidatedDefinitions()
+        self.parsed_definitions = ParsedDefinitions()
         self.sfn_sync = SfnSyncIntegration()  # startExecution.sync:2 (productions' shots)
         self._saved_env: dict[str, str | None] = {}
         self._mock = None
@@ -156,7 +156,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         try:
-            self.validated_definitions.patch()
+            self.parsed_definitions.patch()
             self.clients = {s: boto3.client(s, region_name=REGION) for s in SERVICES}
             template = load_template(self.root / "template.yaml")
             params = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
@@ -223,7 +223,7 @@ class LocalStack:
         self.sfn_limits.unpatch()
         self.atomic_dynamodb.unpatch()
         self.abort_on_stop.unpatch()
-        self.validated_definitions.unpatch()
+        self.parsed_definitions.unpatch()
         self.sfn_sync.unpatch()
         if self.emulator:
             self.emulator.stop()
