@@ -20,13 +20,12 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from vidpipe_local.stack.patching import ClassPatches
 
-class ParsedDefinitions:
+
+class ParsedDefinitions(ClassPatches):
     _programs: dict[str, object] = {}  # sha256 of a definition → its parsed program (per process)
     _lock = threading.Lock()
-
-    def __init__(self) -> None:
-        self._saved: list[tuple[type, str, object]] = []
 
     @classmethod
     def program(cls, definition: str):
@@ -54,14 +53,5 @@ class ParsedDefinitions:
         def entrypoint(worker):
             return ParsedDefinitions.program(worker._evaluation_details.state_machine_details.definition)
 
-        self._replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_once))
-        self._replace(ExecutionWorker, "_get_evaluation_entrypoint", entrypoint)
-
-    def _replace(self, owner: type, name: str, new) -> None:
-        self._saved.append((owner, name, owner.__dict__[name]))
-        setattr(owner, name, new)
-
-    def unpatch(self) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
+        self.replace(StepFunctionsParserBackend, "_validate_definition", staticmethod(validate_once))
+        self.replace(ExecutionWorker, "_get_evaluation_entrypoint", entrypoint)

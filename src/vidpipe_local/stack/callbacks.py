@@ -36,13 +36,14 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout
 
 from vidpipe_local.clock import Clock, VirtualClock
+from vidpipe_local.stack.patching import ClassPatches
 
 
-class ClockedCallbacks:
+class ClockedCallbacks(ClassPatches):
     def __init__(self, clock: Clock, busy: Callable[[], bool] = lambda: False, step_s: float = 3.0,
                  pause_s: float = 0.005):
+        super().__init__()
         self.clock, self.busy, self.step_s, self.pause_s = clock, busy, step_s, pause_s
-        self._original = None
         self._waiting = 0
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
@@ -89,7 +90,6 @@ class ClockedCallbacks:
 
     def patch(self) -> None:
         callbacks = self
-        self._original = StateTaskServiceCallback._wait_for_task_token_timeout
 
         def _wait_for_task_token_timeout(self, timeout_seconds, callback_endpoint):
             try:
@@ -97,9 +97,4 @@ class ClockedCallbacks:
             finally:
                 callback_endpoint.report(CallbackConsumerTimeout())  # the token is spent
 
-        StateTaskServiceCallback._wait_for_task_token_timeout = _wait_for_task_token_timeout
-
-    def unpatch(self) -> None:
-        if self._original is not None:
-            StateTaskServiceCallback._wait_for_task_token_timeout = self._original
-            self._original = None
+        self.replace(StateTaskServiceCallback, "_wait_for_task_token_timeout", _wait_for_task_token_timeout)

@@ -42,6 +42,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from vidpipe_local.clock import Clock, Stopwatch, execution_stopwatch
+from vidpipe_local.stack.patching import ClassPatches
 
 HISTORY_EVENT_LIMIT = 25_000
 UNCATCHABLE = frozenset({StatesErrorNameType.StatesStatesDataLimitExceeded.to_name(),
@@ -53,11 +54,11 @@ def _events_so_far(env) -> int:
     return env.event_manager._event_id_gen._next_id - 1
 
 
-class StepFunctionsLimits:
+class StepFunctionsLimits(ClassPatches):
     def __init__(self, clock: Clock, history_event_limit: int = HISTORY_EVENT_LIMIT):
+        super().__init__()
         self.clock = clock
         self.history_event_limit = history_event_limit
-        self._saved: list[tuple[type, str, object]] = []
         self._deadlines: dict[int, tuple[Stopwatch, float]] = {}  # id(event manager) → (stopwatch, timeout)
         self._lock = threading.Lock()
 
@@ -134,16 +135,7 @@ class StepFunctionsLimits:
                 with limits._lock:
                     limits._deadlines.pop(key, None)
 
-        self._replace(ErrorEqualsDecl, "_eval_body", error_equals)
-        self._replace(StateTaskLambda, "_from_error", from_error)
-        self._replace(CommonStateField, "_eval_body", state_body)
-        self._replace(Program, "eval", program_eval)
-
-    def _replace(self, owner: type, name: str, new) -> None:
-        self._saved.append((owner, name, owner.__dict__[name]))
-        setattr(owner, name, new)
-
-    def unpatch(self) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
+        self.replace(ErrorEqualsDecl, "_eval_body", error_equals)
+        self.replace(StateTaskLambda, "_from_error", from_error)
+        self.replace(CommonStateField, "_eval_body", state_body)
+        self.replace(Program, "eval", program_eval)

@@ -38,6 +38,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from vidpipe_local.stack.patching import ClassPatches
+
 
 SYNC_POLL_S = 0.05
 
@@ -50,14 +52,9 @@ def _upper_first(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-class SfnSyncIntegration:
-    def __init__(self):
-        self._saved: dict[str, object] = {}
-
+class SfnSyncIntegration(ClassPatches):
     def patch(self) -> None:
         owner = StateTaskServiceSfn
-        self._saved = {name: owner.__dict__.get(name) for name in
-                       ("_normalise_parameters", "_normalise_response", "_eval_service_task", "_eval_sync")}
         original_params = owner._normalise_parameters
         original_task = owner._eval_service_task
 
@@ -84,28 +81,14 @@ class SfnSyncIntegration:
                 time.sleep(SYNC_POLL_S)
             return result
 
-        owner._eval_sync = _eval_sync
-        owner._normalise_parameters = _normalise_parameters
-        owner._normalise_response = _normalise_response
-        owner._eval_service_task = _eval_service_task
-
-        self._saved_failure = StepFunctionResponse.send_task_failure
+        self.replace(owner, "_eval_sync", _eval_sync)
+        self.replace(owner, "_normalise_parameters", _normalise_parameters)
+        self.replace(owner, "_normalise_response", _normalise_response)
+        self.replace(owner, "_eval_service_task", _eval_service_task)
 
         def send_task_failure(self):
             self.stepfunction_backend.send_task_failure(self._get_param("taskToken"), error=self._get_param("error"),
                                                         cause=self._get_param("cause"))
             return EmptyResult()
 
-        StepFunctionResponse.send_task_failure = send_task_failure
-
-    def unpatch(self) -> None:
-        if getattr(self, "_saved_failure", None) is not None:
-            StepFunctionResponse.send_task_failure = self._saved_failure
-            self._saved_failure = None
-        for name, value in self._saved.items():
-            if value is None:
-                if name in StateTaskServiceSfn.__dict__:
-                    delattr(StateTaskServiceSfn, name)
-            else:
-                setattr(StateTaskServiceSfn, name, value)
-        self._saved = {}
+        self.replace(StepFunctionResponse, "send_task_failure", send_task_failure)
