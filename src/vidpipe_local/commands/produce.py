@@ -211,8 +211,9 @@ def approval_token(session, job_id: str) -> str:
     from vidpipe_local.cli import CommandError
 
     item = _token_item(session, job_id)
-    if not item:
-        job = session.jobs.get(job_id)
+    job = session.jobs.get(job_id)
+    # A finished production may still hold its token item for a moment: it is not waiting either.
+    if not item or job is None or job.get("status") in TERMINAL:
         state = "does not exist" if job is None else f"is {job.get('status')} and not waiting for approval"
         raise CommandError(f"production {job_id} {state}", 2)
     return item["token"]["S"]
