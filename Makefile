@@ -33,10 +33,9 @@ long: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m long
 
 # The scale runs (tests/integration/test_scale.py): a one-hour video, then 50 generations and 5 one-hour
-# analyses at once. Figures for docs/scale.md: bench/scale_costs.py. MALLOC_ARENA_MAX=2: with hundreds of
-# handler threads glibc's per-thread arenas roughly doubled the resident memory (docs/scale.md).
+# analyses at once (CI runs them). Figures for docs/scale.md: bench/scale_costs.py.
 scale: .venv
-	MALLOC_ARENA_MAX=2 $(VENV)/bin/python -m pytest -n 2 -q -m scale
+	$(VENV)/bin/python -m pytest -n 2 -q -m scale
 
 # aws-sam-cli pins an older boto3, so it lives in its own venv.
 $(SAM_VENV)/.installed:

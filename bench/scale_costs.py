@@ -8,6 +8,8 @@ Lambda invocations with their durations, S3 requests, bytes read of the upload) 
 VIDPIPE_SCALE_FIGURES set, writes the figures as JSON. This script prices them and models the
 deployment's critical path. The tables go into docs/scale.md.
 
+The frames_per_chunk what-if regroups the frames each segment kept (the figures' frames_per_segment).
+
 Prices: us-east-1, on demand, no free tier (PRICES below). Money is Decimal.
 """
 
@@ -20,8 +22,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+
+from vidpipe.analysis.summarize import REDUCE_BATCH, REDUCE_WORKERS
+from vidpipe.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +46,7 @@ S3_FREE = {"DeleteObject", "DeleteObjects", "AbortMultipartUpload"}
 FULL_VCPU_MB = 1769  # Lambda gives one vCPU at 1,769 MB, proportionally less below
 CHAT_LATENCY_S = (2.0, 5.0, 10.0)  # one chunk call (8 small images, ~600 output tokens); 5 s is the base case
 SUMMARY_LATENCY_FACTOR = 1.5  # a reduce call (80 scene lines in, a paragraph out) vs a chunk call
+WHAT_IF_FRAMES_PER_CHUNK = (12, 16)  # the frames_per_chunk what-if, besides the measured setting
 AWS_REQUEST_S = 0.02  # one S3 / DynamoDB request from a Lambda in-region
 SFN_STATE_S = 0.05  # Step Functions' own time per state on the path (Lambda invoke overhead included)
 GOAL_S = 90.0
@@ -162,42 +169,96 @@ def rate_bound_s(calls: int, rpm: int, burst: float = 0.1, margin_s: float = 2.0
     return max(0.0, (calls - capacity) / per_second)
 
 
-def critical_path(doc: dict, latency_s: float, rpm: int = 60, extract_slots: int = 10, chunk_slots: int = 4) -> dict:
+def reduce_levels(doc: dict, summary_calls: int) -> list[int]:
+    """Reduce calls per level of the tree (vidpipe.analysis.summarize): 181 scenes = 3 groups, then the final.
+    From the video's shots (one scene each) when the figures have them, else from the ledger's count."""
+    if doc.get("shots"):
+        levels = [-(-int(doc["shots"]) // REDUCE_BATCH)]
+        while levels[-1] > 1:
+            levels.append(-(-levels[-1] // REDUCE_BATCH))
+        return levels
+    for groups in range(1, summary_calls + 1):
+        levels = [groups]
+        while levels[-1] > 1:
+            levels.append(-(-levels[-1] // REDUCE_BATCH))
+        if sum(levels) == summary_calls:
+            return levels
+    raise ValueError(f"no reduce tree has {summary_calls} calls")
+
+
+def critical_path(doc: dict, latency_s: float, rpm: int = 60, extract_slots: int = 10, chunk_slots: int = 4,
+                  chunks_per_segment: list[int] | None = None, chunk_scale: float = 1.0) -> dict:
+    """The one-hour job's wall time on AWS. ``chunks_per_segment`` (default: as measured, in the figures'
+    order) models another frames_per_chunk; each chunk call then takes ``chunk_scale`` × the measured
+    chunk's CPU and ``latency_s`` (its frames per call against the measured)."""
     (job_id, job), = [(j, f) for j, f in doc["jobs"].items() if j != "(intake)"]
     memory = doc["memory_mb"]
+    chunks_per_segment = job["chunks_per_segment"] if chunks_per_segment is None else chunks_per_segment
 
     def step(fn: str, index: int = 0, calls: int = 0, requests: float = 0.0) -> float:
         return aws_duration(job["cpu_s"][fn][index], 0.0, memory[fn], requests) + calls * latency_s
 
     chunk_cpu = job["cpu_s"]["AnalyzeChunkFunction"]
-    chunk_s = sum(aws_duration(c, 0.0, memory["AnalyzeChunkFunction"], 4) for c in chunk_cpu) / len(chunk_cpu)
+    chunk_s = chunk_scale * sum(aws_duration(c, 0.0, memory["AnalyzeChunkFunction"], 4)
+                                for c in chunk_cpu) / len(chunk_cpu)
+    chunk_latency = chunk_scale * latency_s
     s3_per_extract = sum(job["s3_requests"].values()) / max(1, len(job["cpu_s"]["ExtractFramesFunction"]))
     segments = [aws_duration(cpu, 0.0, memory["ExtractFramesFunction"], s3_per_extract)
-                + schedule([chunk_s + latency_s] * chunks, chunk_slots)
-                for cpu, chunks in zip(job["cpu_s"]["ExtractFramesFunction"], job["chunks_per_segment"])]
+                + schedule([chunk_s + chunk_latency] * chunks, chunk_slots)
+                for cpu, chunks in zip(job["cpu_s"]["ExtractFramesFunction"], chunks_per_segment, strict=True)]
     chat_calls = int(doc["spend"][job_id]["calls"])
-    chunk_calls = sum(job["chunks_per_segment"])
-    summary_calls = chat_calls - chunk_calls
+    measured_chunk_calls = sum(job["chunks_per_segment"])
+    chunk_calls = sum(chunks_per_segment)
+    levels = reduce_levels(doc, chat_calls - measured_chunk_calls)  # the scenes, so the tree, do not change
     intake = doc["jobs"].get("(intake)", {}).get("cpu_s", {}).get("StartJobsFunction", [0.0])
     head = (SFN_STATE_S * 4 + aws_duration(max(intake), 0.0, memory["StartJobsFunction"], 4)
             + step("ProbeVideoFunction", requests=8) + step("PlanAnalysisFunction", requests=6))
     map_compute = schedule(segments, extract_slots) + SFN_STATE_S * 4
     first_chunk = min(aws_duration(c, 0.0, memory["ExtractFramesFunction"], s3_per_extract)
                       for c in job["cpu_s"]["ExtractFramesFunction"])
-    map_rate = first_chunk + rate_bound_s(chunk_calls, rpm) + latency_s
-    summarize = step("SummarizeReportFunction", requests=60 + 3) + summary_calls * latency_s * SUMMARY_LATENCY_FACTOR
+    map_rate = first_chunk + rate_bound_s(chunk_calls, rpm) + chunk_latency
+    # SummarizeReport: its own work, then the reduce tree level by level; a level's calls run side by side
+    # (REDUCE_WORKERS at a time), each once the shared bucket has a slot for it after the chunk calls'.
+    reduce_s = latency_s * SUMMARY_LATENCY_FACTOR
+    map_end = max(map_compute, map_rate)
+    clock = map_end + step("SummarizeReportFunction", requests=60 + 3)
+    booked = chunk_calls
+    for level in levels:
+        for wave in range(0, level, REDUCE_WORKERS):
+            starts = []
+            for _ in range(min(REDUCE_WORKERS, level - wave)):
+                booked += 1
+                starts.append(max(clock, first_chunk + rate_bound_s(booked, rpm)))
+            clock = max(starts) + reduce_s
+    summarize = clock - map_end
     finalize = step("FinalizeJobFunction", requests=6) + SFN_STATE_S * 4
-    total = head + max(map_compute, map_rate) + summarize + finalize
+    total = head + map_end + summarize + finalize
     return {"latency_s": latency_s, "rpm": rpm, "head": head, "map_compute": map_compute, "map_rate": map_rate,
             "summarize": summarize, "finalize": finalize, "total": total, "chunk_calls": chunk_calls,
-            "summary_calls": summary_calls, "segments": len(segments)}
+            "summary_calls": sum(levels), "reduce_levels": levels,
+            "segments": len(segments), "chunk_latency": chunk_latency}
 
 
-def rpm_for_goal(doc: dict, latency_s: float) -> int | None:
+def rpm_for_goal(doc: dict, latency_s: float, **model) -> int | None:
     for rpm in range(60, 2001, 10):
-        if critical_path(doc, latency_s, rpm)["total"] <= GOAL_S:
+        if critical_path(doc, latency_s, rpm, **model)["total"] <= GOAL_S:
             return rpm
     return None
+
+
+# --- what frames_per_chunk would change ------------------------------------------------------------
+
+
+def chunks_at(frames: list[int], per_chunk: int) -> list[int]:
+    """Chunks per segment (the figures' order) at ``per_chunk`` frames a chunk."""
+    return [-(-f // per_chunk) for f in frames]
+
+
+def frames_per_call_scale(doc: dict, chunks: list[int]) -> float:
+    """Frames per chunk call against the measured: what a call's latency and CPU grow by (its output,
+    a description per frame, is most of a chunk call's latency)."""
+    (_, job), = [(j, f) for j, f in doc["jobs"].items() if j != "(intake)"]
+    return sum(job["chunks_per_segment"]) / sum(chunks)
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -217,7 +278,7 @@ def report(folder: Path) -> str:
                                             for fn, n in sorted(job["invocations"].items())) + ".", "",
                 "## Deployment wall time, one-hour video", "",
                 "| chat latency | rpm | intake+probe+plan | segments (compute) | segments (rate bound) "
-                "| summarize | finalize | total | goal 90 s | rpm for 90 s |",
+                "| summarize (parallel) | finalize | total | goal 90 s | rpm for 90 s |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for latency in CHAT_LATENCY_S:
             path = critical_path(one, latency)
@@ -227,8 +288,10 @@ def report(folder: Path) -> str:
                        f"**{path['total']:.0f} s** | {'met' if path['total'] <= GOAL_S else 'missed'} | "
                        f"{needed if needed else '> 2000'} |")
         base = critical_path(one, 5.0)
+        levels = " then ".join(f"{n} in parallel" if n > 1 else "1" for n in base["reduce_levels"])
         out += ["", f"{base['segments']} segments, {base['chunk_calls']} chunk calls, {base['summary_calls']} "
-                    f"summary calls (sequential)."]
+                    f"summary calls ({levels}; at most {REDUCE_WORKERS} at once)."]
+        out += what_if_table(one)
         cpu = {fn: sum(v) / len(v) for fn, v in job["cpu_s"].items()}
         out += ["", "Measured CPU per invocation (mean, this machine): "
                 + ", ".join(f"{fn.removesuffix('Function')} {s:.2f} s" for fn, s in sorted(cpu.items())) + "."]
@@ -247,6 +310,33 @@ def report(folder: Path) -> str:
                 f"Busiest minute at the emulator: {many['busiest_minute']} (limit 60 rpm each); calls "
                 f"{many['calls']}; provider time spanned {many['provider_span_s']:.0f} s."]
     return "\n".join(out)
+
+
+def what_if_table(one: dict) -> list[str]:
+    (_, job), = [(j, f) for j, f in one["jobs"].items() if j != "(intake)"]
+    measured_per_chunk = Settings().frames_per_chunk  # the run's: the template's default
+    frames = job["frames_per_segment"]
+    out = ["", f"### What frames_per_chunk would change (measured at {measured_per_chunk})", "",
+           "| frames_per_chunk | chat latency (8-frame-chunk base) | chunk calls | chunk call latency "
+           "| segments (compute) | segments (rate bound) | summarize | total | goal 90 s "
+           "| total if a call's latency does not grow | rpm for 90 s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for per_chunk in (measured_per_chunk, *WHAT_IF_FRAMES_PER_CHUNK):
+        chunks = chunks_at(frames, per_chunk)
+        for latency in CHAT_LATENCY_S:
+            model = {"chunks_per_segment": chunks, "chunk_scale": frames_per_call_scale(one, chunks)}
+            grown, flat = critical_path(one, latency, **model), critical_path(one, latency, chunks_per_segment=chunks)
+            needed = rpm_for_goal(one, latency, **model)
+            out.append(f"| {per_chunk}{' (default)' if per_chunk == measured_per_chunk else ''} | {latency:.0f} s "
+                       f"| {grown['chunk_calls']} | {grown['chunk_latency']:.1f} s | {grown['map_compute']:.1f} s "
+                       f"| {grown['map_rate']:.1f} s | {grown['summarize']:.1f} s | **{grown['total']:.0f} s** "
+                       f"| {'met' if grown['total'] <= GOAL_S else 'missed'} "
+                       f"| {flat['total']:.0f} s ({'met' if flat['total'] <= GOAL_S else 'missed'}) "
+                       f"| {needed if needed else '> 2000'} |")
+    spread = Counter(frames)
+    out += ["", "Frames per segment: " + ", ".join(f"{n} segments × {f}" for f, n in sorted(spread.items()))
+            + f" ({sum(frames)} frames)."]
+    return out
 
 
 def main() -> None:

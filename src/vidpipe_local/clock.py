@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from collections.abc import Iterator
 
 
@@ -54,18 +55,19 @@ class Stopwatch:
         raise NotImplementedError
 
 
-_charged = threading.local()  # the stopwatch this thread's clock sleeps are charged to
+# The stopwatch clock sleeps are charged to: a context variable, so that threads a handler starts
+# with its context (contextvars.copy_context) are charged to its invocation too.
+_charged: ContextVar[Stopwatch | None] = ContextVar("vidpipe_local_charged", default=None)
 
 
 @contextmanager
 def charging(stopwatch: Stopwatch) -> Iterator[None]:
     """Charge the current thread's clock sleeps to ``stopwatch``."""
-    previous = getattr(_charged, "stopwatch", None)
-    _charged.stopwatch = stopwatch
+    token = _charged.set(stopwatch)
     try:
         yield
     finally:
-        _charged.stopwatch = previous
+        _charged.reset(token)
 
 
 class _ThreadStopwatch(Stopwatch):
@@ -91,7 +93,7 @@ class _ThreadStopwatch(Stopwatch):
 
 
 def _charge(seconds: float, real_seconds: float) -> None:
-    stopwatch = getattr(_charged, "stopwatch", None)
+    stopwatch = _charged.get()
     if isinstance(stopwatch, _ThreadStopwatch) and seconds > 0:
         stopwatch.charge(seconds, real_seconds)
 

@@ -1,6 +1,6 @@
 """The local stack fails the way AWS fails: Lambda timeouts, payload and
-concurrency limits, Step Functions' state size, history and execution
-timeout, DynamoDB's item and transaction limits, SQS's message size.
+concurrency limits, Step Functions' state and request sizes, history, execution and Task
+timeouts, DynamoDB's item and transaction limits, SQS's message size.
 
 Handlers installed here are stand-ins for a function's code (the limit under
 test is the stack's, not the handler's); everything else is the local stack
@@ -49,8 +49,10 @@ def add_state_machine(stack, name: str, definition: dict) -> str:
                                           roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/vidpipe-local-role")["stateMachineArn"]
 
 
-def run_execution(stack, machine_arn: str, execution_input: dict | None = None, timeout_s: float = 60) -> dict:
-    arn = stack.sfn.start_execution(stateMachineArn=machine_arn, input=json.dumps(execution_input or {}))["executionArn"]
+def run_execution(stack, machine_arn: str, execution_input: dict | None = None, timeout_s: float = 60,
+                  **start) -> dict:
+    arn = stack.sfn.start_execution(stateMachineArn=machine_arn, input=json.dumps(execution_input or {}),
+                                    **start)["executionArn"]
     return stack.wait_for_execution(arn, timeout_s=timeout_s)
 
 
@@ -365,6 +367,37 @@ def test_given_a_transaction_of_101_items_then_dynamodb_rejects_it_and_100_pass(
     assert marker(s, "t99") is not None
 
 
+def test_given_a_cancelled_transaction_then_the_items_it_wrote_are_as_before_and_the_others_keep_their_writes(
+        local_stack):
+    """All or nothing, item by item (the local stack does not copy the whole table to roll back)."""
+    s = local_stack
+
+    def item(sk: str, **attrs) -> dict:
+        return {"pk": {"S": "TEST"}, "sk": {"S": sk}, **{k: {"N": str(v)} for k, v in attrs.items()}}
+
+    for sk, n in (("updated", 1), ("deleted", 2), ("bystander", 3)):
+        s.ddb.put_item(TableName=s.table, Item=item(sk, n=n))
+    key = lambda sk: {"pk": {"S": "TEST"}, "sk": {"S": sk}}  # noqa: E731
+
+    with pytest.raises(ClientError) as cancelled:
+        s.ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": s.table, "Item": item("created", n=9)}},
+            {"Update": {"TableName": s.table, "Key": key("updated"), "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "10"}}}},
+            {"Delete": {"TableName": s.table, "Key": key("deleted")}},
+            {"ConditionCheck": {"TableName": s.table, "Key": key("bystander"),
+                                "ConditionExpression": "n = :wrong", "ExpressionAttributeValues": {":wrong": {"N": "0"}}}},
+        ])
+    s.ddb.put_item(TableName=s.table, Item=item("later", n=4))  # a write after the rollback stays
+
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert marker(s, "created") is None
+    assert marker(s, "updated")["n"] == {"N": "1"}
+    assert marker(s, "deleted")["n"] == {"N": "2"}
+    assert marker(s, "bystander")["n"] == {"N": "3"}
+    assert marker(s, "later")["n"] == {"N": "4"}
+
+
 def test_given_a_message_over_the_queues_maximum_size_then_sqs_rejects_it(local_stack):
     s = local_stack
     limit = int(s.sqs.get_queue_attributes(QueueUrl=s.jobs_queue_url, AttributeNames=["MaximumMessageSize"])
@@ -376,3 +409,142 @@ def test_given_a_message_over_the_queues_maximum_size_then_sqs_rejects_it(local_
 
     assert limit == 1024 * 1024  # SQS's maximum (and default) since August 2025
     assert rejected.value.response["Error"]["Code"] in ("InvalidParameterValue", "InvalidParameterValueException")
+
+
+# ------------------------------------------------------------------ Step Functions: request sizes
+
+
+def test_given_an_execution_input_over_256_kib_in_utf8_then_start_execution_is_refused_and_256_kib_is_accepted(
+        local_stack):
+    s = local_stack
+    machine = add_state_machine(s, "input-size", {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    # 2 bytes a character: under 256 Ki characters, over 256 KiB in UTF-8 (what the limit counts).
+    over = json.dumps({"s": "é" * (128 * 1024)}, ensure_ascii=False)
+    fits = json.dumps({"s": "x" * (256 * 1024 - 9)})
+    assert len(over) < 256 * 1024 < len(over.encode()) and len(fits.encode()) == 256 * 1024
+
+    with pytest.raises(ClientError) as refused:
+        s.sfn.start_execution(stateMachineArn=machine, name="too-big", input=over)
+    started = s.sfn.start_execution(stateMachineArn=machine, name="fits", input=fits)
+
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert error["Message"] == ("1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                                "Member must have length less than or equal to 262144")
+    names = [e["name"] for e in s.sfn.list_executions(stateMachineArn=machine)["executions"]]
+    assert names == ["fits"] and started["executionArn"].endswith(":fits")
+
+
+def test_given_a_definition_over_1_mb_then_create_and_update_state_machine_are_refused(local_stack):
+    s = local_stack
+    small = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    big = json.dumps({"Comment": "x" * (1024 * 1024), **small})
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/vidpipe-local-role"
+    machine = add_state_machine(s, "definition-size", small)
+
+    with pytest.raises(ClientError) as refused_create:
+        s.sfn.create_state_machine(name="too-big", definition=big, roleArn=role)
+    with pytest.raises(ClientError) as refused_update:
+        s.sfn.update_state_machine(stateMachineArn=machine, definition=big)
+
+    for refused in (refused_create, refused_update):
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert "Member must have length less than or equal to 1048576" in refused.value.response["Error"]["Message"]
+    assert "too-big" not in [m["name"] for m in s.sfn.list_state_machines()["stateMachines"]]
+    assert json.loads(s.sfn.describe_state_machine(stateMachineArn=machine)["definition"]) == small
+
+
+def test_given_a_sync_child_input_over_256_kib_then_the_child_is_not_started_and_the_task_fails(local_stack):
+    s = local_stack
+    child = add_state_machine(s, "child", {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    # The parent's own state is 150 KiB (within the limit); the child's input repeats it twice.
+    machine = add_state_machine(s, "parent", {"StartAt": "Start", "States": {
+        "Start": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                  "Parameters": {"StateMachineArn": child, "Input": {"a.$": "$.blob", "b.$": "$.blob"}},
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Refused"}], "End": True},
+        "Refused": {"Type": "Pass", "End": True}}})
+
+    execution = run_execution(s, machine, {"blob": "x" * (150 * 1024)})
+
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["Error"] == "StepFunctions.ValidationException"
+    assert "262144" in json.loads(execution["output"])["Cause"]
+    assert s.sfn.list_executions(stateMachineArn=child)["executions"] == []
+
+
+# ------------------------------------------------------------------ Step Functions: a Task's own timeout
+
+
+def test_given_a_task_timeout_path_when_the_lambda_outlasts_it_then_the_task_fails_with_states_timeout_on_the_clock(
+        local_stack):
+    s = local_stack
+
+    def slow(event, context):
+        vidpipe.clock.sleep(45)  # within the function's own 60 s
+        put_marker(f"ran-on-{event['timeout']}", s.table)
+        return {"done": True}
+
+    install(s, FINALIZE, slow)
+    arn = s.built.att(FINALIZE, "Arn")
+    machine = add_state_machine(s, "task-timeout", {"StartAt": "Call", "States": {
+        "Call": task(arn, TimeoutSecondsPath="$.timeout", ResultPath="$.result",
+                     Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}],
+                     End=True),
+        "TimedOut": {"Type": "Pass", "End": True}}})
+    started = time.monotonic()
+
+    cut = run_execution(s, machine, {"timeout": 30}, name="cut")
+    within = run_execution(s, machine, {"timeout": 50}, name="within")
+
+    assert time.monotonic() - started < 3  # 45 clock seconds, not real ones
+    assert cut["status"] == "SUCCEEDED" and json.loads(cut["output"])["error"]["Error"] == "States.Timeout"
+    events = [e["type"] for e in s.history(cut["executionArn"])]
+    assert "LambdaFunctionTimedOut" in events and "LambdaFunctionSucceeded" not in events
+    assert marker(s, "ran-on-30") is not None  # Step Functions does not stop the function
+    assert within["status"] == "SUCCEEDED" and json.loads(within["output"])["result"] == {"done": True}
+
+
+def test_given_a_task_timeout_with_a_retry_then_each_attempt_times_out_and_the_execution_fails_with_states_timeout(
+        local_stack):
+    s = local_stack
+    attempts: list[int] = []
+
+    def slow(event, context):
+        attempts.append(1)
+        vidpipe.clock.sleep(20)
+
+    install(s, FINALIZE, slow)
+    arn = s.built.att(FINALIZE, "Arn")
+    retry = {"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1}
+    machine = add_state_machine(s, "task-timeout-retry", {"StartAt": "Call", "States": {
+        "Call": task(arn, TimeoutSeconds=10, Retry=[retry],
+                     Catch=[{"ErrorEquals": ["States.TaskFailed"], "Next": "NotThis"}], End=True),
+        "NotThis": {"Type": "Pass", "End": True}}})
+
+    execution = run_execution(s, machine)
+
+    assert execution["status"] == "FAILED" and execution["error"] == "States.Timeout"
+    timed_out = [e for e in s.history(execution["executionArn"]) if e["type"] == "LambdaFunctionTimedOut"]
+    assert len(timed_out) == len(attempts) == 1 + retry["MaxAttempts"]
+
+
+def test_given_a_lambda_invoke_task_hung_in_a_real_wait_then_its_timeout_ends_it_before_the_functions_own(
+        make_stack):
+    # One real second is worth 200 clock seconds: the task's 20 s are 0.1 s real, the function's 60 s 0.3 s.
+    s = make_stack(clock=VirtualClock(real_time_scale=200))
+    released = threading.Event()
+    install(s, FINALIZE, lambda event, context: released.wait(5))
+    arn = s.built.att(FINALIZE, "Arn")
+    machine = add_state_machine(s, "task-timeout-hang", {"StartAt": "Call", "States": {
+        "Call": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 20,
+                 "Parameters": {"FunctionName": arn, "Payload.$": "$"}, "End": True}}})
+    started = time.monotonic()
+
+    execution = run_execution(s, machine)
+    took = time.monotonic() - started
+    released.set()
+
+    assert execution["status"] == "FAILED" and execution["error"] == "States.Timeout"
+    assert took < 2.0
+    events = [e["type"] for e in s.history(execution["executionArn"])]
+    assert "TaskTimedOut" in events and "TaskFailed" not in events

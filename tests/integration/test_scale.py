@@ -62,7 +62,8 @@ class JobFigures:
     dynamodb_requests: int = 0
     upload_bytes_read: int = 0  # ProbeVideo's and ExtractFrames' ReadStats
     upload_gets: int = 0
-    chunks_per_segment: list[int] = field(default_factory=list)
+    chunks_per_segment: list[int] = field(default_factory=list)  # ExtractFrames' results, in the order they ended
+    frames_per_segment: list[int] = field(default_factory=list)  # the same order
     child_events: Counter = field(default_factory=Counter)  # the Distributed Map's child executions, by type
     largest_state_bytes: int = 0  # the largest state input or output seen (parent and children)
     history: Counter = field(default_factory=Counter)  # the execution's own history, by event type
@@ -219,6 +220,7 @@ class Meter:
                 figures.upload_gets += read["get_requests"]
             if fn.logical_id == "ExtractFramesFunction":
                 figures.chunks_per_segment.append(len(result.get("chunks", [])))
+                figures.frames_per_segment.append(result.get("frames", 0))
 
     def _api_call(self, job_id: str, service: str, operation: str, response: dict) -> None:
         figures = self.job(job_id)

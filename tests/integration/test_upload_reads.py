@@ -75,3 +75,7 @@ def test_given_an_upload_overwritten_once_its_job_started_when_analyzed_then_the
     assert sum(f.stats.bytes_read for f in reads) <= 2 * len(minute)
     report = json.loads(s.s3.get_object(Bucket=s.bucket, Key=f"reports/{job_id}/report.json")["Body"].read())
     assert len(report["scenes"]) == 6  # the minute's six shots, not the 2 s clip written over it
+    # The job records what reading its upload cost: the probe's and every segment's reads.
+    read = {"bytes": sum(f.stats.bytes_read for f in reads), "get_requests": sum(f.stats.get_requests for f in reads)}
+    assert report["upload_read"] == {**read, "times_the_upload": round(read["bytes"] / len(minute), 3)}
+    assert job["outputs"]["upload_read"]["bytes"] == read["bytes"]  # on the job record too

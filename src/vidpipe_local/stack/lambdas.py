@@ -34,7 +34,9 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,26 @@ class Invocation:
                                       "Lambda froze it, so this call never happens")
 
 
-_current = threading.local()
+# The invocation a handler's code runs for: a context variable, so that threads the handler starts
+# with its context (contextvars.copy_context) are cut off and charged with it.
+_current: ContextVar[Invocation | None] = ContextVar("vidpipe_local_invocation", default=None)
+_started = threading.local()  # per calling thread: who wants each Invocation it starts (task_timeouts.py)
 
 
 def current_invocation() -> Invocation | None:
-    return getattr(_current, "invocation", None)
+    return _current.get()
+
+
+@contextmanager
+def observing_invocations(observer: Callable[[Invocation], None]) -> Iterator[None]:
+    """Hand every invocation the current thread starts to ``observer`` (a Task state
+    watches its Lambda's stopwatch: task_timeouts.py)."""
+    previous = getattr(_started, "observer", None)
+    _started.observer = observer
+    try:
+        yield
+    finally:
+        _started.observer = previous
 
 
 class LambdaContext:
@@ -257,11 +274,13 @@ class InProcessLambdas:
     def _run(self, fn: LocalFunction, event: Any, arn: str) -> tuple[Any, bool]:
         handler = fn.load()
         invocation = Invocation(fn, self.clock.stopwatch())
+        if (observer := getattr(_started, "observer", None)) is not None:
+            observer(invocation)
         outcome: list[tuple[Any, bool]] = []
         finished = threading.Event()
 
         def run() -> None:
-            _current.invocation = invocation
+            _current.set(invocation)  # this thread's own context: nothing to reset
             try:
                 with charging(invocation.stopwatch):
                     outcome.append((handler(event, LambdaContext(fn, arn, invocation)), False))
@@ -270,7 +289,6 @@ class InProcessLambdas:
             except BaseException as exc:  # reported to the caller exactly like Lambda does
                 outcome.append((_error_payload(exc), True))
             finally:
-                _current.invocation = None
                 finished.set()
 
         worker = threading.Thread(target=run, name=f"lambda-{fn.logical_id}", daemon=True)

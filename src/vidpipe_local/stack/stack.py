@@ -31,8 +31,10 @@ from vidpipe_local.stack.lambdas import ACCOUNT_CONCURRENCY, InProcessLambdas
 from vidpipe_local.stack.pollers import SqsPollers
 from vidpipe_local.stack.resources import BuiltStack, ResourceBuilder
 from vidpipe_local.stack.sfn_limits import StepFunctionsLimits
+from vidpipe_local.stack.sfn_requests import StepFunctionsRequestLimits
 from vidpipe_local.stack.sfn_sync import SfnSyncIntegration
 from vidpipe_local.stack.stop_execution import AbortOnStop
+from vidpipe_local.stack.task_timeouts import LambdaTaskTimeouts
 from vidpipe_local.stack.asl_parsing import ParsedDefinitions
 from vidpipe_local.stack.template import REGION, Resolver, load_template
 from vidpipe_local.stack.waits import ClockedWaits
@@ -141,6 +143,8 @@ class LocalStack:
         self.abort_on_stop = AbortOnStop()
         self.parsed_definitions = ParsedDefinitions()
         self.sfn_sync = SfnSyncIntegration()  # startExecution.sync:2 (productions' shots)
+        self.sfn_requests = StepFunctionsRequestLimits()  # StartExecution input, definition size
+        self.task_timeouts = LambdaTaskTimeouts()  # a Lambda Task's TimeoutSeconds on the clock
         self._saved_env: dict[str, str | None] = {}
         self._mock = None
         self._server = None
@@ -157,6 +161,7 @@ class LocalStack:
         self._mock.start()
         try:
             self.parsed_definitions.patch()
+            self.sfn_requests.patch()  # before the template's state machines are created
             self.clients = {s: boto3.client(s, region_name=REGION) for s in SERVICES}
             template = load_template(self.root / "template.yaml")
             params = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
@@ -190,6 +195,7 @@ class LocalStack:
             self.atomic_dynamodb.patch()
             self.abort_on_stop.patch()
             self.sfn_sync.patch()
+            self.task_timeouts.patch()
             self._use_clock_in_handlers()
             self._serve_function_urls()
             self.pollers = SqsPollers(self.clients["sqs"], self.lambdas, self.built.sqs_mappings)
@@ -225,6 +231,8 @@ class LocalStack:
         self.abort_on_stop.unpatch()
         self.parsed_definitions.unpatch()
         self.sfn_sync.unpatch()
+        self.sfn_requests.unpatch()
+        self.task_timeouts.unpatch()
         if self.emulator:
             self.emulator.stop()
             self.emulator = None

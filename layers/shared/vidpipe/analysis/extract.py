@@ -104,7 +104,7 @@ def extract_segment(event: ExtractEvent, s3, bucket: str) -> ExtractResult:
         log_reads("extract", upload, segment=segment.index)
     manifest = Manifest(job_id=event.job_id, segment=segment, strategy=spec.strategy,
                         frames_sampled=selection.sampled, frames=refs, cuts=selection.cuts,
-                        frames_per_chunk=spec.frames_per_chunk)
+                        frames_per_chunk=spec.frames_per_chunk, read=upload.stats)
     manifest_key = keys.manifest_key(event.job_id, segment.index)
     put_json(s3, bucket, manifest_key, manifest)
     return ExtractResult(manifest_key=manifest_key, frames=len(refs), chunks=list(range(manifest.chunk_count)),

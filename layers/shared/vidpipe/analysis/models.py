@@ -189,6 +189,7 @@ class SummarizeResult(Step):
     contact_sheet_key: str | None  # None when no frame could be analyzed (e.g. an all-black video)
     scenes: int
     spend: dict
+    upload_read: dict | None = None  # what reading the upload cost the job (report.upload_read)
 
 
 # ---------------------------------------------------------------- S3 documents
@@ -211,6 +212,7 @@ class Manifest(Step):
     frames: list[FrameRef]
     cuts: list[float]  # absolute timestamps of the cuts detected inside the segment
     frames_per_chunk: int
+    read: ReadStats | None = None  # what reading this segment of the upload cost
 
     @property
     def chunk_count(self) -> int:

@@ -23,6 +23,7 @@ from vidpipe.analysis.models import (
     SummarizeEvent,
     SummarizeResult,
     SummaryAnswer,
+    VideoInfo,
 )
 from vidpipe.analysis.objects import get_bytes, get_model, put_bytes, put_json
 from vidpipe.analysis.report_html import anomaly_notes, emulator_note, plural, render_html
@@ -109,7 +110,16 @@ def build_report(event: SummarizeEvent, manifests: list[Manifest], frames: list[
         "tags": summary.tags,
         "spend": {**spend, "model": plan.analyze.model, "estimate_usd": json_safe(plan.estimate.cost_usd)},
         "usage_check": usage or {"verdict": "ok", "calls_checked": 0, "anomalies": []},
+        "upload_read": upload_read(video, manifests),
     }
+
+
+def upload_read(video: VideoInfo, manifests: list[Manifest]) -> dict:
+    """What reading the upload cost the job: ProbeVideo's and every ExtractFrames' ranged GETs."""
+    reads = [r for r in [video.read, *(m.read for m in manifests)] if r is not None]
+    bytes_read = sum(r.bytes_read for r in reads)
+    return {"bytes": bytes_read, "get_requests": sum(r.get_requests for r in reads),
+            "times_the_upload": round(bytes_read / video.size_bytes, 3) if video.size_bytes else None}
 
 
 def render_markdown(report: dict) -> str:
@@ -180,7 +190,7 @@ def summarize_report(event: SummarizeEvent, s3, bucket: str, chat: ChatClient, a
     result = SummarizeResult(report_key=keys.report_json_key(event.job_id),
                              report_md_key=keys.report_md_key(event.job_id),
                              contact_sheet_key=keys.contact_sheet_key(event.job_id) if scenes else None,
-                             scenes=len(scenes), spend=spend)
+                             scenes=len(scenes), spend=spend, upload_read=report["upload_read"])
     keyframes = {s.index: get_bytes(s3, bucket, s.keyframe_key) for s in scenes}
     if result.contact_sheet_key:
         tiles = [(keyframes[s.index], f"{s.index + 1}  {clock(s.keyframe_s)}") for s in sheet_scenes(scenes)]

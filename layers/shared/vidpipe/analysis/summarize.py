@@ -7,14 +7,19 @@ runs across two segments stays one scene. Each analyzed frame falls in the
 scene its timestamp is in.
 Reduce: one chat call over the scene lines gives the summary and tags; when
 there are more scenes than fit one call, groups are reduced first and their
-summaries reduced again (a tree, not a serial refine).
+summaries reduced again (a tree, not a serial refine). The groups of one level
+are independent: their calls run side by side (at most REDUCE_WORKERS at once),
+and their summaries are combined in group order, whatever order they finish in.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextvars
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from vidpipe.accounting import Accounting
 from vidpipe.analysis.ledger import chat_meter
@@ -31,6 +36,9 @@ REDUCE_PROMPT = (
 SCENE_LINE_TOKENS = 80  # a long scene line (three sentences and tags); used for estimates
 REDUCE_OUTPUT_TOKENS = 400
 REDUCE_BATCH = 80  # scene lines per reduce call; more are reduced in groups first
+# Group reduces in flight at once. Each still takes its slot from the shared rate bucket and keeps
+# to the step's deadline; the one-hour video has 3 groups.
+REDUCE_WORKERS = 4
 # Cuts closer than this are one cut reported twice (e.g. by the segments on either side of a boundary).
 # The shot detector reports a fade or dissolve once (its midpoint), so only near-identical times merge:
 # a 3-frame shot is kept up to 37 fps, a 2-frame one at 25 fps.
@@ -125,31 +133,84 @@ def reduce_cost(scenes: int, overhead_tokens: int) -> tuple[int, int, int]:
 
 class Reducer:
     """Runs the reduce calls; every HTTP attempt is metered into the ledger under its
-    own client request id (a rerun of the step pays again, and the ledger shows it)."""
+    own client request id (a rerun of the step pays again, and the ledger shows it).
 
-    def __init__(self, job_id: str, spec: AnalyzeSpec, chat: ChatClient, accounting: Accounting):
+    The group calls of one level run on a small thread pool. What they share is
+    safe to share across threads: the ChatClient (its httpx.Client is thread-safe,
+    and each call keeps its own state), the accounting (boto3 clients, no
+    resources; the ledger, budget and rate-bucket writes are conditional, as
+    concurrent Lambdas already make them). Each call runs in a copy of the
+    caller's context, so ``vidpipe.deadline.current()`` is the step's deadline in
+    the pool as on the handler's thread: the rate limiter's waits and every HTTP
+    attempt are cut to it, and a call that does not fit hands back
+    (ProviderRetryable / RateLimited) exactly as it would one after the other.
+
+    When a group call fails, the other groups make no further attempt (a group
+    not yet started sends nothing; one under way stops before its next retry, so
+    nothing more is billed once the step is known to fail). The attempts already
+    sent run to their end and are metered; then the error of the first failed
+    group, in group order, is raised, as the sequential reduce raised it.
+    """
+
+    def __init__(self, job_id: str, spec: AnalyzeSpec, chat: ChatClient, accounting: Accounting,
+                 workers: int = REDUCE_WORKERS):
         # [ROUTING] the tier's summary model, when it differs from the analysis model
         spec = spec.using(spec.summary_model) if spec.summary_model else spec
         self.job_id, self.spec, self.chat, self.accounting = job_id, spec, chat, accounting
+        self.workers = max(1, workers)
 
     def reduce(self, lines: list[str]) -> SummaryAnswer:
         if len(lines) <= REDUCE_BATCH:
             return self._call(lines)
-        parts = []
-        for batch, start in enumerate(range(0, len(lines), REDUCE_BATCH)):
-            answer = self._call(lines[start:start + REDUCE_BATCH])
-            parts.append(f"Part {batch + 1}: {answer.summary} [{', '.join(answer.tags[:5])}]")
-        return self.reduce(parts)
+        groups = [lines[start:start + REDUCE_BATCH] for start in range(0, len(lines), REDUCE_BATCH)]
+        answers = self._reduce_groups(groups)
+        return self.reduce([f"Part {batch + 1}: {answer.summary} [{', '.join(answer.tags[:5])}]"
+                            for batch, answer in enumerate(answers)])
 
-    def _call(self, lines: list[str]) -> SummaryAnswer:
+    def _reduce_groups(self, groups: list[list[str]]) -> list[SummaryAnswer]:
+        """Each group's answer, in group order; the calls run side by side (class docstring)."""
+        failed = threading.Event()
+
+        def reduce_group(lines: list[str]) -> SummaryAnswer:
+            try:
+                return self._call(lines, stopped=failed.is_set)
+            except BaseException:
+                failed.set()  # the other groups make no further attempt
+                raise
+
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(groups)),
+                                thread_name_prefix="vidpipe-reduce") as pool:
+            # A copy of the context per call (the step's deadline; a Context is entered by one thread at a time).
+            futures = [pool.submit(contextvars.copy_context().run, reduce_group, lines) for lines in groups]
+        # Leaving the pool waited for every call: every attempt made is metered by now.
+        for future in futures:
+            error = future.exception()
+            if error is not None and not isinstance(error, _Stopped):
+                raise error
+        return [future.result() for future in futures]
+
+    def _call(self, lines: list[str], stopped: Callable[[], bool] = lambda: False) -> SummaryAnswer:
         prompt = REDUCE_PROMPT + "\n\n" + "\n".join(lines)
         expected = text_tokens(prompt)
+
+        def before_attempt(_attempt: int) -> None:
+            # Before each HTTP attempt (and before its intent is opened): a slot from the shared
+            # rate bucket, unless a sibling group has failed the step meanwhile.
+            if stopped():
+                raise _Stopped()
+            self.accounting.acquire(self.spec.provider, expected + REDUCE_OUTPUT_TOKENS)
+            if stopped():
+                raise _Stopped()
+
         answer, _ = self.chat.complete_structured(
             self.spec.model, [{"role": "user", "content": [text_part(prompt)]}], SummaryAnswer,
             name="video_summary", max_tokens=REDUCE_OUTPUT_TOKENS,
             meter=chat_meter(self.accounting, self.job_id, "summarize", self.spec, input_tokens=expected,
                              max_tokens=REDUCE_OUTPUT_TOKENS),
-            on_attempt=lambda _attempt: self.accounting.acquire(self.spec.provider,
-                                                                expected + REDUCE_OUTPUT_TOKENS),
+            on_attempt=before_attempt,
         )
         return answer
+
+
+class _Stopped(Exception):
+    """A group call given up before an attempt because another group's call failed the step."""
