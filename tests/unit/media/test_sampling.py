@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vidpipe.errors import InputRejected
-from vidpipe.media.sampling import FrameBudget, SegmentSampler, sample_frames
+from vidpipe.media import decoding, sampling
+from vidpipe.media.sampling import FrameBudget, SegmentSampler, TickGrids, sample_frames
 from vidpipe_local import samples
 
 
@@ -88,7 +89,8 @@ def test_given_keyframe_sampling_when_counting_decoded_frames_then_the_decoder_s
     list(keyframes), list(uniform)
 
     assert keyframes.decoded_frames == len(short_gop.keyframe_times_s) == 6
-    assert uniform.decoded_frames == short_gop.frame_count == 60
+    # Uniform decodes more, but not every frame: the non-reference B-frames no grid picks are skipped (see below).
+    assert keyframes.decoded_frames < uniform.decoded_frames < short_gop.frame_count == 60
 
 
 def test_given_a_segment_when_sampling_keyframes_then_only_its_keyframes_come_out(short_gop):
@@ -127,6 +129,115 @@ def test_given_a_display_rotation_when_sampled_then_the_frame_is_turned_the_way_
     frame = next(iter(sample_frames(clip.path, "uniform")))
 
     assert frame.image.flags.c_contiguous and np.array_equal(frame.image, cv2.rotate(stored, opencv_turn))
+
+
+# --- uniform sampling decodes less than every frame, and keeps the same frames --------------------------
+
+
+def _non_reference_frames(path, fps: int) -> set[int]:
+    """Numbers of the H.264 pictures no other picture refers to (nal_ref_idc 0 in every slice), read from the
+    MP4 packets (NAL units behind 4-byte lengths)."""
+    found = set()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            data, i, refs = bytes(packet), 0, []
+            while i + 4 < len(data):
+                length, header = int.from_bytes(data[i : i + 4], "big"), data[i + 4]
+                if header & 0x1F in (1, 5):  # a slice
+                    refs.append(header >> 5 & 3)
+                i += 4 + length
+            if refs and not any(refs):
+                found.add(round(float(packet.pts * stream.time_base) * fps))
+    return found
+
+
+def _spy_on_decoded_frames(monkeypatch) -> list[float]:
+    """t of every frame the decoder hands the samplers (each goes through FrameClock once)."""
+    times, clock = [], decoding.FrameClock.__call__
+
+    def spying(self, frame):
+        times.append(clock(self, frame))
+        return times[-1]
+
+    monkeypatch.setattr(decoding.FrameClock, "__call__", spying)
+    return times
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.5])
+def test_given_b_frames_when_sampled_uniformly_then_only_non_reference_frames_no_grid_picks_are_left_undecoded(
+    cuts_off_the_detector_grid, monkeypatch, fps
+):
+    truth = cuts_off_the_detector_grid  # 30 fps, x264 B-frames; hard cuts on frames 91 and 272
+    with av.open(str(truth.path)) as container:
+        full_decode = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    every_frame = sample_frames(truth.path, "uniform", fps=30.0)  # every frame is on a tick: nothing skipped
+    list(every_frame)
+    non_reference = _non_reference_frames(truth.path, 30)
+    assert every_frame.decoded_frames == 360 and len(non_reference) > 60
+    decoded = _spy_on_decoded_frames(monkeypatch)
+
+    sampler = sample_frames(truth.path, "uniform", fps=fps)
+    frames = list(sampler)
+
+    skipped = set(range(360)) - {round(t * 30) for t in decoded}
+    assert sampler.decoded_frames == len(decoded) == 360 - len(skipped)
+    ticks = {math.ceil(k / fps * 30 - 1e-9) for k in range(math.ceil(12 * fps))}  # the first frame at or after k / fps
+    looks = set(range(0, 360, 3))  # the detector's grid: one frame in 3
+    assert skipped <= non_reference - ticks - looks  # nothing else is ever skipped...
+    assert len(skipped) >= 0.75 * len(non_reference - ticks - looks)  # ...and most of those are (not around cuts)
+    # The same frames come out, pixel for pixel a full decode's, with the same cuts as when every frame is decoded;
+    # the hard cuts, on non-reference frames off both grids (91, 272), still land exactly there.
+    assert [f.frame_index for f in frames] == sorted(ticks)
+    assert all(np.array_equal(f.image, full_decode[f.frame_index]) for f in frames)
+    assert [c.model_dump() for c in sampler.cuts] == [c.model_dump() for c in every_frame.cuts]
+    assert [round(c.t_s * 30, 3) for c in sampler.cuts if c.kind == "hard"] == [91, 272]
+    assert {91, 272} <= non_reference
+
+
+def test_given_packets_in_decoding_order_when_checked_against_the_grids_then_each_tick_s_first_frame_is_needed():
+    clock = type("Clock", (), {"seconds": staticmethod(lambda pts: pts / 30)})()  # pts in frames, 30 fps
+    grids = TickGrids(clock, (1.0, 10.0))  # 1 a second, and 10 a second (one frame in 3)
+    # x264's B-pyramid: each P-frame, then the referenced B in the middle, then the two non-reference b's.
+    order = [0, 4, 2, 1, 3, 8, 6, 5, 7, 12, 10, 9, 11, 16, 14, 13, 15, 30, 29, None]
+
+    needed = {pts for pts in order if grids.first_after_a_tick(pts)}
+
+    non_reference = {1, 3, 5, 7, 9, 11, 13, 15, 29}
+    assert needed & non_reference == {3, 9, 15, 29}  # b's on the 10 a second grid (29: 16 < 27 <= 29)
+    assert 30 in needed and None in needed  # the 1 s tick's frame; a packet without pts is always decoded
+    # 4, 8 and 10 come before the frame shown before them: the interval reaches back to one seen earlier, so
+    # they count as needed (they would be decoded anyway, or are one b too many): never one too few.
+    assert {0, 4, 8, 10, 6, 12} <= needed and not needed & {1, 2, 5, 7, 11, 13, 14}
+
+
+@pytest.fixture(scope="module")
+def dissolve_into_a_short_shot(tmp_path_factory):
+    """30 fps: a 0.6 s dissolve at 4.1 s into a 1.8 s shot (no 2 s tick inside it), then a hard cut at 5.9 s."""
+    shots = [samples.ShotSpec(duration_s=4.1, seed=501), samples.ShotSpec(duration_s=1.8, seed=602, motion=(4.0, 1.0)),
+             samples.ShotSpec(duration_s=2.0, seed=703)]
+    transitions = [samples.Transition(kind="dissolve", duration_s=0.6), samples.Transition()]
+    path = tmp_path_factory.mktemp("gradual") / "dissolve_short_shot.mp4"
+    return samples.make_video(path, shots, fps=30, transitions=transitions)
+
+
+def test_given_a_gradual_cut_into_a_shot_without_a_tick_when_sampled_uniformly_then_its_frame_is_a_detector_look(
+    dissolve_into_a_short_shot, monkeypatch
+):
+    path = dissolve_into_a_short_shot.path
+    sampler = sample_frames(path, "uniform", fps=0.5)
+    frames = [(f.frame_index, f.shot_index, f.reason) for f in sampler]
+    monkeypatch.setattr(sampling.TickGrids, "first_after_a_tick", lambda self, pts: True)  # every frame decoded
+    full = sample_frames(path, "uniform", fps=0.5)
+
+    assert frames == [(f.frame_index, f.shot_index, f.reason) for f in full]  # skipping changes nothing
+    assert sampler.decoded_frames < full.decoded_frames
+    assert [c.kind for c in sampler.cuts] == ["gradual", "hard"]
+    # The gradual cut is confirmed lag_s after the dissolve ends: its shot's frame is the oldest one still held then,
+    # a frame the detector looked at (one in 3, which every decode has), past the blend and inside the shot.
+    (start, shot, _), = [f for f in frames if f[2] == "shot_start"]
+    gradual, hard = sampler.cuts
+    assert shot == 1 and start % 3 == 0 and gradual.end_s < start / 30 < hard.t_s
 
 
 @pytest.mark.parametrize(("start", "end", "fps"), [(5, 5, 1.0), (6, 2, 1.0), (0, 10, 0.0)])

@@ -53,11 +53,15 @@ class FrameClock:
     def __call__(self, frame: av.VideoFrame) -> float:
         pts = frame.pts
         if pts is not None:
-            t = (pts - self.origin) * self._num / self._den
+            t = self.seconds(pts)
         else:
             t = (self.previous or -self.period) + self.period
         self.previous = t
         return t
+
+    def seconds(self, pts: int) -> float:
+        """The time of a pts (a frame's, or a packet's before it is decoded), as ``__call__`` gives it."""
+        return (pts - self.origin) * self._num / self._den
 
     def pts_of(self, t_s: float) -> int:
         return self.origin + int(t_s / self.time_base)

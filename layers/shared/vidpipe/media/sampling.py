@@ -10,13 +10,19 @@ a ring of thumbnails.
 Strategies
 - ``uniform``: the first frame at or after each tick of a global grid k / fps
   (k = 0, 1, ...), decoding straight through (seeking per sample is 3-6× slower);
-  plus, as ``shot_start``, the first frame of a shot too short to hold a tick.
+  plus, as ``shot_start``, the first frame of a shot too short to hold a tick
+  (after a gradual cut, which is confirmed well after its midpoint: a frame the
+  detector looked at a stride or two before the confirmation).
   The shot detector looks at about ``SceneParams.detect_fps`` frames a second
   (one in 3 at 30 fps) on a grid anchored to the start of the video, so segments
   see the same frames as one pass. Hard cuts still land on their exact frame, as
   for ``scene``; gradual cuts land within a stride of where ``scene`` puts them. A
   frame comes out once no cut can still land at or before it (about 0.25 s of
-  decoding later, a transition's length at most).
+  decoding later, a transition's length at most). It decodes less than every
+  frame: frames no other frame refers to (in x264's B-frame groups, about half)
+  are skipped unless one of the two grids picks them (``TickGrids``, from the
+  packets' pts) or they follow a likely change (``RefinedSkipping``, as for
+  ``scene``), so the frames, cuts and shots are those of a full decode.
 - ``scene``: one frame at the start of every shot (after hard cuts and after
   fades / dissolves), then more only while the content keeps changing, at most
   ``fps`` a second; nothing on static stretches, blanks or mid-transition. It
@@ -37,11 +43,12 @@ hard cut lands on has exactly the cut's time.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Literal
 
@@ -147,13 +154,25 @@ class SegmentSampler:
         waiting: deque[tuple[av.VideoFrame, float]] = deque()  # on a tick, shot index not final yet
         # A shot too short to hold a tick (0.3 s at 1 fps) still gets a frame: its first one. The first frame of
         # each cut's shot is held until the shot's first tick is known to be in it (then dropped) or not.
-        recent: deque[tuple[av.VideoFrame, float]] = deque(maxlen=2 * stride + 4)  # where a new cut's frame is
+        # Where a new cut's frame is: the frames decoded since the detector's look before the previous one (a
+        # hard cut lands after it). A gradual cut is confirmed lag_s after its midpoint, when that frame is gone:
+        # its shot gets the oldest frame held, that look, which every way of decoding keeps.
+        recent: deque[tuple[av.VideoFrame, float]] = deque()
+        look_times: deque[float] = deque(maxlen=2)  # of the last two frames the detector looked at
+        looks = 0
         shot_starts: deque[tuple[av.VideoFrame, float, float]] = deque()  # (frame, t, first tick at or after the cut)
         cuts_seen: list[float] = []  # every cut found, past the segment's end too
         previous_tick: int | None = None
         looked_at = -1
         last_t = -math.inf
-        for frame, t, verdict in self._detected(container, stream, detector):
+        skipping = None
+        if stride > 1:  # (stride 1: the detector looks at every frame, so every frame is needed)
+            # Decode only the frames something needs: the first at or after each tick of the sampling grid
+            # (the kept frames) and of the detector's, every reference frame (the others depend on them), and
+            # every frame after a likely change (where a hard cut must land on its exact frame).
+            ticks = TickGrids(self._clock, (self.fps, detector.rate))
+            skipping = RefinedSkipping(stream.codec_context, ticks=ticks)
+        for frame, t, verdict in self._detected(container, stream, detector, skipping):
             if verdict is not None and verdict.cut is not None:
                 cut_t = round(verdict.cut.t_s, 6)
                 cuts_seen.append(cut_t)
@@ -163,6 +182,11 @@ class SegmentSampler:
                         shot_starts.append((*first, math.ceil(cut_t * self.fps - _EPS) / self.fps))
             if frame is not None:
                 recent.append((frame, t))
+                if detector.looked_at > looks:  # the detector looked at this frame
+                    looks = detector.looked_at
+                    look_times.append(t)
+                    while recent[0][1] < look_times[0] - _EPS:
+                        recent.popleft()
                 last_t = t
                 tick = math.floor(t * self.fps + _EPS)
                 if previous_tick is None:  # no frame before: pretend the one a period earlier
@@ -200,7 +224,8 @@ class SegmentSampler:
         shot, shot_has_frame = 0, False
         last_kept: Thumb | None = None
         last_kept_t = -math.inf
-        for frame, _, verdict in self._detected(container, stream, detector, sparse=True):
+        skipping = RefinedSkipping(stream.codec_context)
+        for frame, _, verdict in self._detected(container, stream, detector, skipping, only_worth_a_look=True):
             verdict_frame, held = held, frame
             if verdict is None:
                 continue
@@ -250,10 +275,18 @@ class SegmentSampler:
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _detected(self, container, stream, detector: StridedDetector, sparse: bool = False):
+    def _detected(
+        self,
+        container,
+        stream,
+        detector: StridedDetector,
+        skipping: RefinedSkipping | None = None,
+        only_worth_a_look: bool = False,
+    ):
         """(frame, t_s, the detector's verdict on the frame looked at before, if any) from the pre-roll
         on, then (None, inf, the verdict on the last one). Cuts inside the segment go to ``cuts``."""
-        decoded = self._decoded(container, stream, max(0.0, self.start_s - self.scene.max_transition_s), sparse=sparse)
+        seek_s = max(0.0, self.start_s - self.scene.max_transition_s)
+        decoded = self._decoded(container, stream, seek_s, skipping=skipping, only_worth_a_look=only_worth_a_look)
         for frame, t in itertools.chain(decoded, [(None, math.inf)]):
             verdict = detector.push(t, frame) if frame is not None else detector.finish()
             self.detected_frames = detector.looked_at
@@ -262,12 +295,20 @@ class SegmentSampler:
                 self.cuts.append(_rounded(cut))
             yield frame, t, verdict
 
-    def _decoded(self, container, stream, seek_s: float, keyframes_only: bool = False, sparse: bool = False):
-        """(frame, t_s) in presentation order from the keyframe before ``seek_s``. ``sparse``: frames no
-        other frame refers to are skipped except around likely changes (see ``RefinedSkipping``)."""
+    def _decoded(
+        self,
+        container,
+        stream,
+        seek_s: float,
+        keyframes_only: bool = False,
+        skipping: RefinedSkipping | None = None,
+        only_worth_a_look: bool = False,
+    ):
+        """(frame, t_s) in presentation order from the keyframe before ``seek_s``. ``skipping``: frames no
+        other frame refers to are skipped unless it needs them (see ``RefinedSkipping``); with
+        ``only_worth_a_look``, of the frames decoded only those ``skipping.worth_a_look`` come out."""
         seek_before(container, stream, self._clock, seek_s)
         packets = container.demux(stream)
-        skipping = RefinedSkipping(stream.codec_context) if sparse else None
         if skipping is not None:
             packets = skipping.packets(packets)
         for packet in packets:
@@ -277,7 +318,7 @@ class SegmentSampler:
             for frame in packet.decode():
                 self.decoded_frames += 1
                 t = self._clock(frame)
-                if skipping is not None and not skipping.worth_a_look(frame):
+                if only_worth_a_look and not skipping.worth_a_look(frame):
                     continue
                 yield frame, t
 
@@ -306,12 +347,23 @@ class RefinedSkipping:
     whole (8 covers x264's B-pyramids and HEVC's hierarchical groups of 8). Keyframes are always decoded
     but do not widen the decoding: most sit on the encoder's fixed grid, and a cut on one lands on it
     exactly. The decoder reads ``skip_frame`` per packet (frame threads included). A stream without
-    B-frames has nothing to skip: everything is decoded, as without this. Of the frames decoded, the
-    detector looks at the I and P frames and at every frame decoded whole (``worth_a_look``).
+    B-frames has nothing to skip: everything is decoded, as without this. Of the frames decoded, scene
+    sampling's detector looks at the I and P frames and at every frame decoded whole (``worth_a_look``).
+
+    ``ticks`` (uniform sampling): the packets that hold the first frame at or after a tick of a grid are
+    decoded too, whatever their kind, so the frames a grid picks are exactly those it picks from a full
+    decode (see ``TickGrids``).
     """
 
-    def __init__(self, codec_context, size_ratio: float = 3.0, after: int = 8, history: int = 48):
-        self.codec_context, self.size_ratio, self.after = codec_context, size_ratio, after
+    def __init__(
+        self,
+        codec_context,
+        size_ratio: float = 3.0,
+        after: int = 8,
+        history: int = 48,
+        ticks: TickGrids | None = None,
+    ):
+        self.codec_context, self.size_ratio, self.after, self.ticks = codec_context, size_ratio, after, ticks
         self._sizes: deque[int] = deque(maxlen=history)
         self._whole: deque[int | None] = deque(maxlen=4 * after)  # pts of the packets decoded whole lately
         self._usual: float | None = None  # the 75th percentile of the recent inter packet sizes
@@ -331,7 +383,10 @@ class RefinedSkipping:
                     whole_left = self.after + 1
                 self._sizes.append(packet.size)
             # The empty packet at the end flushes the decoder: whole, so the frames it releases come out.
-            self.codec_context.skip_frame = "DEFAULT" if whole_left > 0 or not packet.size else "NONREF"
+            whole = whole_left > 0 or not packet.size
+            if self.ticks is not None and packet.size and self.ticks.first_after_a_tick(packet.pts):
+                whole = True  # (every packet is shown to the grids, whole or not: they track the pts)
+            self.codec_context.skip_frame = "DEFAULT" if whole else "NONREF"
             if whole_left > 0:
                 self._whole.append(packet.pts)
             whole_left -= 1
@@ -344,6 +399,38 @@ class RefinedSkipping:
         if self._usual is None or self._since_usual >= 8:  # refreshed every 8 packets: it moves slowly
             self._usual, self._since_usual = statistics.quantiles(self._sizes, n=4)[2], 0
         return size >= self.size_ratio * self._usual
+
+
+class TickGrids:
+    """Which packets hold the first frame at or after a tick k / rate of one of the grids, from their pts
+    before decoding: those with a tick in (t of the frame shown just before, t]. Packets come in decoding
+    order, so the frame shown just before may not have been demuxed yet: the one used is the latest
+    shown before it among the last ``window`` packets demuxed, the real one or an earlier one, so the
+    interval only widens and no frame a grid picks is missed (at worst one more is decoded; also after a
+    seek, and when a pts is missing). For the frames that can be skipped it is the real one in x264's
+    B-frame groups (decoding order P4 B2 b1 b3: each b comes after the frame shown before it); the
+    anchors decoded ahead of the frames shown before them are reference frames, decoded anyway. The tick
+    test is the samplers' own, ``floor(t × rate + 1e-6)``, on the times ``FrameClock`` gives frames.
+    """
+
+    def __init__(self, clock: FrameClock, rates: Sequence[float], window: int = 32):
+        self.clock, self.rates, self.window = clock, tuple(rates), window
+        self._sorted: list[int] = []  # the pts of the last ``window`` packets, in order
+        self._demuxed: deque[int] = deque()  # the same, in demuxing order
+
+    def first_after_a_tick(self, pts: int | None) -> bool:
+        if pts is None:
+            return True
+        i = bisect.bisect_left(self._sorted, pts)
+        before = self._sorted[i - 1] if i else None
+        self._sorted.insert(i, pts)
+        self._demuxed.append(pts)
+        if len(self._demuxed) > self.window:
+            del self._sorted[bisect.bisect_left(self._sorted, self._demuxed.popleft())]
+        if before is None:
+            return True
+        t, t_before = self.clock.seconds(pts), self.clock.seconds(before)
+        return any(math.floor(t * rate + _EPS) > math.floor(t_before * rate + _EPS) for rate in self.rates)
 
 
 class FrameBudget:
