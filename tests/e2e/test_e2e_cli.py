@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_process import interrupt
+
 from vidpipe_local.cli import main
 from vidpipe_local.stack.stack import REPO_ROOT, free_port
 
@@ -83,7 +85,8 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 def test_given_local_up_when_other_commands_run_then_they_share_its_stack(sample_video, tmp_path):
     env = {**os.environ, "VIDPIPE_STATE_DIR": str(tmp_path / "state")}
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vidpipe_local.cli", "local", "up", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "vidpipe_local.cli", "local", "up",
+                               "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         state = tmp_path / "state" / f"local-stack-{port}.json"
@@ -224,7 +227,8 @@ def served(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("served-state")
     env = {**os.environ, "VIDPIPE_STATE_DIR": str(state_dir)}
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vidpipe_local.cli", "local", "up", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "vidpipe_local.cli", "local", "up",
+                               "--port", str(port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = state_dir / f"local-stack-{port}.json"
     deadline = time.monotonic() + 120
@@ -236,9 +240,8 @@ def served(tmp_path_factory):
     while not banner or not banner[-1].startswith("Ctrl-C"):
         banner.append(server.stdout.readline().rstrip("\n"))
     yield {"env": env, "url": f"http://127.0.0.1:{port}", "banner": banner, "state": state}
-    server.send_signal(signal.SIGINT)
-    server.wait(timeout=30)
-    assert server.stderr.read() == ""  # nothing reached the terminal but the banner
+    _, err = interrupt(server, timeout_s=30)
+    assert err == ""  # nothing reached the terminal but the banner
 
 
 def test_given_local_up_when_it_starts_then_its_banner_shows_local_urls_and_the_emulator_key(served):

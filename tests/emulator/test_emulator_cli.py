@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
 
 import httpx
 
+from cli_process import interrupt
+
 
 def test_given_cli_with_fault_and_time_scale_when_run_then_serves_until_ctrl_c():
-    command = [sys.executable, "-m", "vidpipe_local.cli", "emulator", "--port", "0", "--api-key", "k", "--quiet",
-               "--time-scale", "100", "--fault", "chat:429:times=1,retry_after=3"]
+    command = [sys.executable, "-X", "faulthandler", "-m", "vidpipe_local.cli", "emulator", "--port", "0",
+               "--api-key", "k", "--quiet", "--time-scale", "100", "--fault", "chat:429:times=1,retry_after=3"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = [process.stdout.readline()]
@@ -30,8 +31,7 @@ def test_given_cli_with_fault_and_time_scale_when_run_then_serves_until_ctrl_c()
             time.sleep(0.4)  # 40 provider seconds at 100x; the ETA is 30
             status = client.get(f"/v1/video/generations/{job['id']}").json()
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        out, err = interrupt(process, timeout_s=30)
 
     assert (limited.status_code, limited.headers["Retry-After"], served.status_code) == (429, "3", 200)
     assert status["status"] == "completed"
