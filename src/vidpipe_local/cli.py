@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 from vidpipe_local import commands
@@ -61,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vidpipe: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
             print(f"vidpipe: log: {where}", file=sys.stderr)
             return 1
+
+
+def stop_on_ctrl_c_or_kill() -> None:
+    """For a command that serves until Ctrl-C: SIGINT raises KeyboardInterrupt even when the process
+    started with SIGINT ignored (a script's background job inherits that, and Python then keeps it
+    ignored), and SIGTERM (`kill`) stops it the same way."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def fail_with_log(message: str, exit_code: int = 1) -> CommandError:

@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 
-from vidpipe_local.cli import CommandError
+from vidpipe_local.cli import CommandError, stop_on_ctrl_c_or_kill
 from vidpipe_local.clock import ScaledClock
 
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.time_scale <= 0:
         raise CommandError("--time-scale must be positive", exit_code=2)
+    stop_on_ctrl_c_or_kill()
     emulator = Emulator(
         host=args.host,
         port=args.port,

@@ -7,7 +7,6 @@ beside it.
 
 from __future__ import annotations
 
-import signal
 import threading
 from dataclasses import asdict
 from urllib.parse import urlsplit
@@ -38,14 +37,10 @@ def local_queue_url(queue_url: str, aws_endpoint_url: str) -> str:
     return aws_endpoint_url.rstrip("/") + urlsplit(queue_url).path
 
 
-def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run_up(args) -> int:
     import time
 
-    from vidpipe_local.cli import CommandError
+    from vidpipe_local.cli import CommandError, stop_on_ctrl_c_or_kill
     from vidpipe_local.clock import ScaledClock
     from vidpipe_local.logs import adopt_terminal_handlers, log_to
     from vidpipe_local.stack import LocalStack
@@ -53,7 +48,7 @@ def run_up(args) -> int:
 
     if args.time_scale <= 0:
         raise CommandError("--time-scale must be positive", 2)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` stops it as Ctrl-C does: state file removed
+    stop_on_ctrl_c_or_kill()  # `kill` stops it as Ctrl-C does: state file removed
     if any(s["aws_endpoint_url"].endswith(f":{args.port}") for s in live_states()):
         raise CommandError(f"a local stack already serves port {args.port} (state files in {state_dir()})", 2)
     log = log_to(state_dir() / f"local-stack-{args.port}.log")
