@@ -172,17 +172,17 @@ def rate_bound_s(calls: int, rpm: int, burst: float = 0.1, margin_s: float = 2.0
 def reduce_levels(doc: dict, summary_calls: int) -> list[int]:
     """Reduce calls per level of the tree (vidpipe.analysis.summarize): 181 scenes = 3 groups, then the final.
     From the video's shots (one scene each) when the figures have them, else from the ledger's count."""
-    if doc.get("shots"):
-        levels = [-(-int(doc["shots"]) // REDUCE_BATCH)]
-        while levels[-1] > 1:
-            levels.append(-(-levels[-1] // REDUCE_BATCH))
-        return levels
-    for groups in range(1, summary_calls + 1):
+    def tree(groups: int) -> list[int]:
         levels = [groups]
         while levels[-1] > 1:
             levels.append(-(-levels[-1] // REDUCE_BATCH))
-        if sum(levels) == summary_calls:
-            return levels
+        return levels
+
+    if doc.get("shots"):
+        return tree(-(-int(doc["shots"]) // REDUCE_BATCH))
+    for groups in range(1, summary_calls + 1):
+        if sum(tree(groups)) == summary_calls:
+            return tree(groups)
     raise ValueError(f"no reduce tree has {summary_calls} calls")
 
 
