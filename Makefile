@@ -33,9 +33,10 @@ long: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m long
 
 # The scale runs (tests/integration/test_scale.py): a one-hour video, then 50 generations and 5 one-hour
-# analyses at once (CI runs them). Figures for docs/scale.md: bench/scale_costs.py.
+# analyses at once (not in CI yet: docs/scale.md). Figures for docs/scale.md: bench/scale_costs.py. One after the other:
+# both are CPU-bound, and side by side they starve each other's handlers (time the local stack counts).
 scale: .venv
-	$(VENV)/bin/python -m pytest -n 2 -q -m scale
+	$(VENV)/bin/python -m pytest -q -m scale
 
 # aws-sam-cli pins an older boto3, so it lives in its own venv.
 $(SAM_VENV)/.installed:

@@ -206,6 +206,19 @@ def test_given_a_step_lambda_throttles_twice_then_the_asl_retries_it_and_the_job
     assert len(steps.named("probe")) == 3
 
 
+def test_given_finalize_throttled_by_its_reserved_concurrency_then_it_is_retried_longer_than_other_steps_and_runs(
+        run_analysis):
+    """FinalizeJob has a small reservation (FinalizeReservedConcurrency) and a job whose finalize never runs
+    stays RUNNING until the sweep: its throttles get 10 attempts over up to ~6 minutes, not 4."""
+    steps = StubSteps(throttle={"finalize": 8})
+
+    execution = run_analysis(steps)
+
+    assert execution["status"] == "SUCCEEDED"
+    assert len(steps.named("finalize")) == 9
+    assert steps.named("finalize")[-1]["outcome"] == "SUCCEEDED"
+
+
 def test_given_a_step_lambda_that_stays_throttled_then_it_is_tried_as_often_as_its_retry_says_and_the_job_fails(
         run_analysis):
     steps = StubSteps(throttle={"probe": 100})
