@@ -65,6 +65,7 @@ from vidpipe.media.scenes import (
     StridedDetector,
     Thumb,
     detector_stride,
+    grid_tick,
     hist_distance,
     pixel_difference,
 )
@@ -188,9 +189,9 @@ class SegmentSampler:
                     while recent[0][1] < look_times[0] - _EPS:
                         recent.popleft()
                 last_t = t
-                tick = math.floor(t * self.fps + _EPS)
+                tick = grid_tick(t, self.fps)
                 if previous_tick is None:  # no frame before: pretend the one a period earlier
-                    previous_tick = math.floor((t - self._clock.period) * self.fps + _EPS)
+                    previous_tick = grid_tick(t - self._clock.period, self.fps)
                 tick_passed, previous_tick = tick > previous_tick, tick
                 if tick_passed and self.start_s - _EPS <= t < self.end_s - _EPS:
                     waiting.append((frame, t))
@@ -410,7 +411,7 @@ class TickGrids:
     seek, and when a pts is missing). For the frames that can be skipped it is the real one in x264's
     B-frame groups (decoding order P4 B2 b1 b3: each b comes after the frame shown before it); the
     anchors decoded ahead of the frames shown before them are reference frames, decoded anyway. The tick
-    test is the samplers' own, ``floor(t × rate + 1e-6)``, on the times ``FrameClock`` gives frames.
+    test is the samplers' own (``grid_tick``), on the times ``FrameClock`` gives frames.
     """
 
     def __init__(self, clock: FrameClock, rates: Sequence[float], window: int = 32):
@@ -430,7 +431,7 @@ class TickGrids:
         if before is None:
             return True
         t, t_before = self.clock.seconds(pts), self.clock.seconds(before)
-        return any(math.floor(t * rate + _EPS) > math.floor(t_before * rate + _EPS) for rate in self.rates)
+        return any(grid_tick(t, rate) > grid_tick(t_before, rate) for rate in self.rates)
 
 
 class FrameBudget:

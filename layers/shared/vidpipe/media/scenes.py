@@ -458,6 +458,13 @@ def detector_stride(fps: float, params: SceneParams) -> int:
     return max(1, round(fps / params.detect_fps))
 
 
+def grid_tick(t_s: float, rate: float) -> int:
+    """The tick k of the grid k / rate at or before ``t_s``: the samplers' and the detector's grids all
+    count this way (1e-6 s of slack: frame times are exact rationals turned into floats), so a frame
+    picked "first at or after a tick" is the same frame whichever of them picks it."""
+    return math.floor(t_s * rate + 1e-6)
+
+
 class StridedDetector:
     """A ``ShotDetector`` that looks at one decoded frame in ``stride``.
 
@@ -487,9 +494,9 @@ class StridedDetector:
     def push(self, t_s: float, frame: av.VideoFrame) -> Verdict | None:
         if self.stride == 1:
             return self._look(t_s, frame)
-        tick = math.floor(t_s * self.rate + 1e-6)
+        tick = grid_tick(t_s, self.rate)
         if self._tick is None:  # no frame before: pretend the one a period earlier
-            self._tick = math.floor((t_s - self._period) * self.rate + 1e-6)
+            self._tick = grid_tick(t_s - self._period, self.rate)
         ticked, self._tick = tick > self._tick, tick
         if ticked:
             return self._look(t_s, frame)
