@@ -43,12 +43,12 @@ class ParsedDefinitions(ClassPatches):
         original_validate = validate.__func__
 
         def validate_once(definition: str) -> None:
-            digest = hashlib.sha256(definition.encode()).hexdigest()
-            with ParsedDefinitions._lock:
-                if digest in ParsedDefinitions._programs:
-                    return
-            original_validate(definition)  # InvalidDefinition, as moto words it
-            ParsedDefinitions.program(definition)
+            # moto's validation is this parse; the parsed program is kept for the executions.
+            try:
+                ParsedDefinitions.program(definition)
+            except Exception:
+                original_validate(definition)  # raises InvalidDefinition, as moto words it
+                raise
 
         def entrypoint(worker):
             return ParsedDefinitions.program(worker._evaluation_details.state_machine_details.definition)

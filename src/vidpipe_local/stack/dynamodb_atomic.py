@@ -54,8 +54,6 @@ class _TablesNotCopied:
     def deepcopy(value, memo=None):
         return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
-    copy = staticmethod(copy.copy)
-
 
 def _rolled_back_by_item(original):
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict]) -> None:
