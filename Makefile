@@ -32,8 +32,8 @@ faults: .venv
 long: .venv
 	$(VENV)/bin/python -m pytest -n 2 -q -m long
 
-# The scale runs (tests/integration/test_scale.py): a one-hour video, then 50 generations and 5 one-hour
-# analyses at once (not in CI yet: docs/scale.md). Figures for docs/scale.md: bench/scale_costs.py. One after the other:
+# The scale runs (tests/integration/test_scale.py, docs/scale.md): a one-hour video, then 50 generations and
+# 5 one-hour analyses at once; CI runs them. Figures for docs/scale.md: bench/scale_costs.py. One after the other:
 # both are CPU-bound, and side by side they starve each other's handlers (time the local stack counts).
 scale: .venv
 	$(VENV)/bin/python -m pytest -q -m scale

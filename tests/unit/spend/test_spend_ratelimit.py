@@ -10,6 +10,7 @@ from spend_testkit import T0, TABLE, SimulatedTime
 from vidpipe.deadline import retry_after_whole_s
 from vidpipe.errors import InputRejected, RateLimited
 from vidpipe.spend.accounting import DynamoAccounting
+from vidpipe.spend import ratelimit
 from vidpipe.spend.ratelimit import RateLimiter
 from vidpipe_local.clock import VirtualClock
 from vidpipe_local.stack.template import load_template
@@ -131,6 +132,53 @@ def test_given_callers_queued_when_each_books_a_slot_then_they_are_served_in_ord
     waits = [queued.acquire("openai") for _ in range(3)]  # the clock stands still: nobody has slept yet
 
     assert waits == asleep == pytest.approx([1.128, 2.255, 3.382], abs=0.002)
+
+
+class RacingClient:
+    """A DynamoDB client where another Lambda books the bucket between this caller's read and
+    its conditional write, ``races`` times."""
+
+    def __init__(self, ddb, rival: RateLimiter, races: int):
+        self.ddb, self.rival, self.races = ddb, rival, races
+
+    def get_item(self, **kwargs):
+        return self.ddb.get_item(**kwargs)
+
+    def put_item(self, **kwargs):
+        if self.races:
+            self.races -= 1
+            self.rival.acquire("openai", max_wait_s=60)
+        return self.ddb.put_item(**kwargs)
+
+
+def test_given_callers_that_lose_the_race_for_the_bucket_when_they_retry_then_they_back_off_with_growing_jitter(
+        ddb, clock):
+    slept = []
+    rl = RateLimiter(TABLE, rpm=600, tpm=1_000_000, client=RacingClient(ddb, limiter(ddb, clock, rpm=600), races=5),
+                     clock=clock, sleep=slept.append)
+
+    waited = rl.acquire("openai")
+
+    assert len(slept) == 5  # one backoff per lost race, none for the booking (the burst has room)
+    assert all(0 <= backoff <= min(ratelimit.CONFLICT_BACKOFF_CAP_S, ratelimit.CONFLICT_BACKOFF_BASE_S * 2 ** n)
+               for n, backoff in enumerate(slept, start=1))
+    assert waited == pytest.approx(sum(slept))
+
+
+def test_given_backoffs_after_lost_races_when_they_and_the_slot_exceed_the_callers_wait_then_it_is_rate_limited(
+        ddb, clock, monkeypatch):
+    monkeypatch.setattr(ratelimit.random, "uniform", lambda low, high: high)  # the longest backoffs
+    backoffs = sum(ratelimit.CONFLICT_BACKOFF_BASE_S * 2 ** n for n in (1, 2, 3))  # 0.7 s
+    for _ in range(6):  # 60 rpm: the burst of 6 spent, then a slot every 1.128 s
+        limiter(ddb, clock).acquire("openai")
+    rival = RateLimiter(TABLE, rpm=60, tpm=1_000_000, client=ddb, clock=clock, sleep=lambda seconds: None)
+    rl = RateLimiter(TABLE, rpm=60, tpm=1_000_000, client=RacingClient(ddb, rival, races=3), clock=clock,
+                     sleep=clock.sleep)
+
+    # Its slot, the 4th in the queue, is 4.51 s away: 3.81 s after its backoffs, 4.51 s in all.
+    with pytest.raises(RateLimited, match="this call may wait"):
+        rl.acquire("openai", max_wait_s=4.0)
+    assert clock.now() == pytest.approx(T0 + backoffs)
 
 
 def come_back_regime(task: str = "AnalyzeChunk") -> dict:

@@ -4,7 +4,8 @@ One item per provider holds two buckets, requests and tokens, and the instant
 their levels are valid at. ``acquire`` reads it, refills both to now, and books
 the call at the first instant both cover it: the item moves to that instant
 (possibly in the future) with the call's request and tokens taken, written
-conditionally on the version read (a lost race re-reads). The caller then
+conditionally on the version read (a lost race backs off, with full jitter, and
+re-reads). The caller then
 sleeps (injected) until its slot. Later callers queue behind the booked
 instant, so waiters are served in order and no herd re-reads the bucket when a
 token drips in. A slot further away than the caller may wait is not booked:
@@ -37,6 +38,7 @@ capacity could never be admitted and is rejected up front.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ from vidpipe.jobs import from_item, to_item
 from vidpipe.spend.ddb import Clock, clock_fn, error_code
 
 WINDOW_S = Decimal(60)  # the provider's rate window
+CONFLICT_BACKOFF_BASE_S = 0.05  # a lost race's first backoff is up to 0.1 s, doubling
+CONFLICT_BACKOFF_CAP_S = 2.0
 _MICRO = Decimal("0.000001")
 _MILLI = Decimal("0.001")
 
@@ -93,16 +97,16 @@ class RateLimiter:
 
     def acquire(self, provider: str, tokens: int = 0, max_wait_s: float = 30.0) -> float:
         """Take one request and ``tokens`` from the provider's buckets, waiting for
-        them if need be; returns the seconds waited. Raises RateLimited when the
+        them if need be; returns the seconds waited (backoff after lost races included). Raises RateLimited when the
         wait would exceed ``max_wait_s`` or the step's deadline's wait budget."""
-        max_wait_s = deadline.current().wait_budget_s(max_wait_s)
         need = Decimal(tokens)
         if need > self.tokens.capacity:
             raise InputRejected(f"a call of {tokens} tokens exceeds {provider}'s token bucket of "
                                 f"{self.tokens.capacity} ({self.limits}); raise the tpm limit or split the call")
         key = {"pk": {"S": f"RATE#{provider}"}, "sk": {"S": "BUCKET"}}
-        conflicts = 0
+        conflicts, backed_off = 0, 0.0
         while True:
+            may_wait = deadline.current().wait_budget_s(max(0.0, max_wait_s - backed_off))
             item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
             now = Decimal(str(self._now())).quantize(_MICRO, rounding=ROUND_FLOOR)
             stored = from_item(item) if item else {"requests": self.requests.capacity,
@@ -114,9 +118,9 @@ class RateLimiter:
             token_level = self.tokens.refill(stored["tokens"], start - stored["at"])
             until_slot = max(self.requests.wait_for(requests, Decimal(1)), self.tokens.wait_for(token_level, need))
             wait = start + until_slot - now
-            if wait > Decimal(str(max_wait_s)):
+            if wait > Decimal(str(may_wait)):
                 raise RateLimited(f"rate limit {provider} ({self.limits}): next slot in {float(wait):.3f}s, "
-                                  f"more than the {max_wait_s:.3g}s this call may wait",
+                                  f"more than the {may_wait:.3g}s this call may wait",
                                   retry_after_s=float(wait), provider=provider)
             booked = {"requests": self.requests.refill(requests, until_slot) - 1,
                       "tokens": self.tokens.refill(token_level, until_slot) - need,
@@ -124,12 +128,18 @@ class RateLimiter:
             if self._commit(key, booked, stored["version"]):
                 if wait > 0:
                     self._sleep(float(wait))
-                return float(wait)
+                return float(wait) + backed_off
             conflicts += 1
             if conflicts > self.max_conflicts:
                 retry = (1 / self.requests.per_second).quantize(_MILLI, rounding=ROUND_CEILING)
                 raise RateLimited(f"rate limit {provider}: lost {conflicts} races for the bucket",
                                   retry_after_s=float(retry), provider=provider)
+            # Full-jitter backoff before re-reading: callers that lost the race spread out instead of
+            # re-reading the item together (a herd that keeps losing, and is billed a read and a
+            # write a round). What it sleeps comes out of this call's wait.
+            backoff = random.uniform(0, min(CONFLICT_BACKOFF_CAP_S, CONFLICT_BACKOFF_BASE_S * 2**conflicts))
+            self._sleep(backoff)
+            backed_off += backoff
 
     def _commit(self, key: dict, state: dict, version: int) -> bool:
         guard = ({"ConditionExpression": "attribute_not_exists(pk)"} if version == 0 else
