@@ -51,7 +51,7 @@ from vidpipe_local.clock import Clock, ScaledClock, Stopwatch, charging
 PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 RESPONSE_LIMIT_BYTES = 6_291_556
 ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and region
-_WATCH_INTERVAL_S = 0.02  # how often the caller looks at a running invocation's stopwatch
+WATCH_INTERVAL_S = 0.02  # how often the caller looks at a running invocation's stopwatch
 
 
 @dataclass
@@ -293,7 +293,7 @@ class InProcessLambdas:
 
         worker = threading.Thread(target=run, name=f"lambda-{fn.logical_id}", daemon=True)
         worker.start()
-        while not finished.wait(_WATCH_INTERVAL_S):
+        while not finished.wait(WATCH_INTERVAL_S):
             if invocation.remaining_s() <= 0:
                 break
         # Finished, but past the deadline (a VirtualClock sleep jumps): Lambda would have cut it off.

@@ -28,10 +28,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
-from vidpipe_local.stack.lambdas import Invocation, observing_invocations
+from vidpipe_local.stack.lambdas import WATCH_INTERVAL_S, Invocation, observing_invocations
 from vidpipe_local.stack.patching import ClassPatches
 
-_WATCH_INTERVAL_S = 0.02
 _task = threading.local()  # the timeout (seconds) of the Task this thread evaluates, if it set one
 
 
@@ -81,7 +80,7 @@ def _timed_invocation(original):
         worker = threading.Thread(target=invoke, name="lambda-task", daemon=True)
         TMP_THREADS.append(worker)
         worker.start()
-        while not done.wait(_WATCH_INTERVAL_S):
+        while not done.wait(WATCH_INTERVAL_S):
             if used() >= timeout_s:
                 raise EvalTimeoutError()
         if used() >= timeout_s:  # returned, but past the deadline (a VirtualClock sleep jumps)

@@ -19,6 +19,13 @@ def _readers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "vidpipe-read-ahead"]
 
 
+def _wait_until(condition, timeout_s: float = 10.0) -> None:
+    """Until the producer thread has got somewhere (or, if it never does, ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 # --- ReadAhead on its own ----------------------------------------------------------------------------------
 
 
@@ -47,9 +54,7 @@ def test_given_a_slow_consumer_when_read_ahead_then_the_generator_runs_at_most_d
     leads = []
     with ReadAhead(items(), depth=3) as reader:
         for consumed, _ in enumerate(reader, start=1):
-            waited = time.monotonic() + 10
-            while len(produced) < min(40, consumed + 3) and time.monotonic() < waited:
-                time.sleep(0.001)  # until the producer has filled the room there is (or never does)
+            _wait_until(lambda: len(produced) >= min(40, consumed + 3))  # the room there is, filled
             leads.append(len(produced) - consumed)
 
     assert max(leads) <= 3 + 1  # the buffer, plus the item it holds while waiting for room
@@ -68,17 +73,19 @@ def test_given_a_context_variable_set_by_the_caller_when_read_ahead_then_the_gen
 
 
 def test_given_a_reader_stopped_mid_way_when_closed_then_the_generator_is_closed_in_its_thread_and_the_thread_ends():
-    finished_in = []
+    produced, finished_in = [], []
 
     def items():
         try:
-            yield from range(1000)
+            for i in range(1000):
+                produced.append(i)
+                yield i
         finally:
             finished_in.append(threading.current_thread().name)
 
     reader = ReadAhead(items(), depth=2)
     assert next(reader) == 0
-    time.sleep(0.01)  # the producer is now waiting for room
+    _wait_until(lambda: len(produced) == 4)  # two ahead, and one held: the producer waits for room
 
     reader.close()
 
