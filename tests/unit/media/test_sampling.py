@@ -10,7 +10,7 @@ import pytest
 
 from vidpipe.errors import InputRejected
 from vidpipe.media import decoding, sampling
-from vidpipe.media.sampling import FrameBudget, SegmentSampler, TickGrids, sample_frames
+from vidpipe.media.sampling import FrameBudget, RefinedSkipping, SegmentSampler, TickGrids, sample_frames
 from vidpipe_local import samples
 
 
@@ -209,6 +209,29 @@ def test_given_packets_in_decoding_order_when_checked_against_the_grids_then_eac
     # 4, 8 and 10 come before the frame shown before them: the interval reaches back to one seen earlier, so
     # they count as needed (they would be decoded anyway, or are one b too many): never one too few.
     assert {0, 4, 8, 10, 6, 12} <= needed and not needed & {1, 2, 5, 7, 11, 13, 14}
+
+
+def _whole_packets(sizes: list[int]) -> list[int]:
+    """The packets RefinedSkipping has decoded whole, of a keyframe then inter packets of these sizes."""
+    packet = type("Packet", (), {})
+    packets = []
+    for pts, size in enumerate([20_000, *sizes, 0]):  # the empty packet at the end flushes the decoder
+        p = packet()
+        p.size, p.is_keyframe, p.pts = size, pts == 0, pts if size else None
+        packets.append(p)
+    codec = type("Codec", (), {"skip_frame": None})()
+    skipping = RefinedSkipping(codec)
+    return [p.pts for p in skipping.packets(packets) if codec.skip_frame == "DEFAULT" and p.size]
+
+
+def test_given_the_first_packets_of_a_stream_when_skipping_then_they_are_judged_against_those_demuxed_ahead():
+    steady = [7000, 3500] * 20  # P-frames and the non-reference frames between them, as carphone's
+    assert _whole_packets(steady) == []  # none decoded whole while what is usual was still unknown
+
+    cut = steady[:3] + [70_000] + steady[4:]  # a cut on the 4th packet, before 8 inter packets were seen
+    assert _whole_packets(cut) == list(range(4, 13))  # it and the 8 after it: the frames shown before it
+
+    assert _whole_packets([7000, 3500, 7000]) == [1, 2, 3]  # too few to know what is usual: all of them
 
 
 @pytest.fixture(scope="module")

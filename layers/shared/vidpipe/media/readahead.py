@@ -33,6 +33,9 @@ class ReadAhead(Generic[T]):
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self._items, self._depth = items, depth
+        # A consumer waiting for items is woken once two are ready (or at the end), not for each one: when
+        # decoding is the slower side, each wake-up took the GIL from the decoder at its next packet.
+        self._wake_at = min(2, depth)
         self._ready: deque = deque()  # items, then an _End
         self._changed = threading.Condition()
         self._stopping = False
@@ -84,7 +87,8 @@ class ReadAhead(Generic[T]):
                     if self._stopping:
                         return
                     self._ready.append(item)
-                    self._changed.notify()
+                    if len(self._ready) >= self._wake_at:
+                        self._changed.notify()
         except BaseException as exc:  # raised in the consumer's thread
             end = _End(exc)
         finally:
