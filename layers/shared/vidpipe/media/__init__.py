@@ -8,4 +8,5 @@
     contact_sheet  captioned grid of frames
     verify         checks on a produced video; poster frame
     decoding       PyAV plumbing shared by the above
+    h264           what an H.264 packet says before decoding (whether anything refers to it)
 """

@@ -5,9 +5,9 @@ for ``uniform`` and ``scene``), and decodes forward. Frames before ``start_s``
 are decoded but only feed the detectors, so a segment sees exactly what a
 single pass over the whole video would see at its start. Only kept frames are
 converted to full-size BGR. Memory is bounded: a generator, a few held frames,
-a ring of thumbnails. For ``scene``, decoding runs a few frames ahead of the rest,
-in a thread of its own (``ReadAhead``): the next frames decode while the detector
-works on the last.
+a ring of thumbnails. FFmpeg's frame threads decode the next frames while the
+sampler works on the last (a skipped frame is not even handed to them where
+that can be told from the packet: see ``RefinedSkipping``).
 
 Strategies
 - ``uniform``: the first frame at or after each tick of a global grid k / fps
@@ -48,11 +48,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import os
 import statistics
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
 from enum import StrEnum
 from typing import Literal
 
@@ -62,8 +60,8 @@ from av.video.frame import PictureType
 from pydantic import BaseModel, ConfigDict
 
 from vidpipe.errors import InputRejected
+from vidpipe.media import h264
 from vidpipe.media.decoding import FrameClock, VideoSource, open_video, seek_before, upright_bgr
-from vidpipe.media.readahead import ReadAhead
 from vidpipe.media.scenes import (
     Cut,
     SceneParams,
@@ -76,16 +74,6 @@ from vidpipe.media.scenes import (
 )
 
 _EPS = 1e-6  # seconds; frame times are exact rationals turned into floats
-_DECODE_AHEAD = 4  # frames decoded ahead of the sampler's work on them (see ``ReadAhead``)
-ONE_DECODING_THREAD_MAX_PIXELS = 640 * 480
-
-
-def decoding_threads(width: int, height: int) -> int:
-    """Decoder threads for frames decoded ahead (on a thread of their own). Up to 640×480, one: frame
-    threads cost 13-30 % more CPU time on 176×144-640×360 H.264. Larger, one frame thread per core (at
-    720p one thread cannot keep up, and frame threads cost ~1 % there): one fewer than FFmpeg's own count
-    (cores + 1), which left the sampler's thread waiting for a core (720p on 2 cores: wall −8 %)."""
-    return 1 if width * height <= ONE_DECODING_THREAD_MAX_PIXELS else os.cpu_count() or 1
 
 
 class Strategy(StrEnum):
@@ -139,7 +127,6 @@ class SegmentSampler:
         self.truncated = False
         self._clock: FrameClock | None = None
         self._nominal_fps = 0.0
-        self._decoding = ExitStack()  # an iteration's decode-ahead (see ``frames``)
 
     def __iter__(self) -> Iterator[SampledFrame]:
         return self.frames()
@@ -152,8 +139,7 @@ class SegmentSampler:
             Strategy.KEYFRAMES: self._keyframes,
         }[self.strategy]
         try:
-            # The decode-ahead threads (``_decoded``) are stopped before the container closes, on every path.
-            with open_video(self.path) as (container, stream), ExitStack() as self._decoding:
+            with open_video(self.path) as (container, stream):
                 self._clock = FrameClock(stream)
                 self._nominal_fps = 1.0 / self._clock.period
                 for kept, frame in enumerate(sample(container, stream), start=1):
@@ -243,8 +229,7 @@ class SegmentSampler:
         last_kept: Thumb | None = None
         last_kept_t = -math.inf
         skipping = RefinedSkipping(stream.codec_context)
-        for frame, _, verdict in self._detected(container, stream, detector, skipping, only_worth_a_look=True,
-                                                ahead=True):
+        for frame, _, verdict in self._detected(container, stream, detector, skipping, only_worth_a_look=True):
             verdict_frame, held = held, frame
             if verdict is None:
                 continue
@@ -301,13 +286,11 @@ class SegmentSampler:
         detector: StridedDetector,
         skipping: RefinedSkipping | None = None,
         only_worth_a_look: bool = False,
-        ahead: bool = False,
     ):
         """(frame, t_s, the detector's verdict on the frame looked at before, if any) from the pre-roll
         on, then (None, inf, the verdict on the last one). Cuts inside the segment go to ``cuts``."""
         seek_s = max(0.0, self.start_s - self.scene.max_transition_s)
-        decoded = self._decoded(container, stream, seek_s, skipping=skipping, only_worth_a_look=only_worth_a_look,
-                                ahead=ahead)
+        decoded = self._decoded(container, stream, seek_s, skipping=skipping, only_worth_a_look=only_worth_a_look)
         for frame, t in itertools.chain(decoded, [(None, math.inf)]):
             verdict = detector.push(t, frame) if frame is not None else detector.finish()
             self.detected_frames = detector.looked_at
@@ -324,42 +307,24 @@ class SegmentSampler:
         keyframes_only: bool = False,
         skipping: RefinedSkipping | None = None,
         only_worth_a_look: bool = False,
-        ahead: bool = False,
     ):
         """(frame, t_s) in presentation order from the keyframe before ``seek_s``. ``skipping``: frames no
         other frame refers to are skipped unless it needs them (see ``RefinedSkipping``); with
-        ``only_worth_a_look``, of the frames decoded only those ``skipping.worth_a_look`` come out.
-        ``ahead``: decoded a few frames ahead in a thread (``ReadAhead``; uniform and keyframe sampling do
-        too little per frame for it to pay). ``decoded_frames`` counts the frames decoded up to the one
-        handed out, as if decoding followed consumption."""
+        ``only_worth_a_look``, of the frames decoded only those ``skipping.worth_a_look`` come out."""
         seek_before(container, stream, self._clock, seek_s)
-        decoding = self._decode(container, stream, keyframes_only, skipping, only_worth_a_look)
-        if ahead:  # (threads set before the first packet opens the decoder)
-            stream.codec_context.thread_count = decoding_threads(stream.codec_context.width,
-                                                                 stream.codec_context.height)
-            decoding = self._decoding.enter_context(ReadAhead(decoding, _DECODE_AHEAD))
-        for frame, t, self.decoded_frames in decoding:
-            if frame is not None:
-                yield frame, t
-
-    def _decode(self, container, stream, keyframes_only, skipping, only_worth_a_look):
-        """``_decoded``'s decoding, in its thread: (frame, t_s, frames decoded so far), then (None, inf, all
-        of them). Every decision on a packet (``skipping``) or a frame is taken here, in decoding order."""
         packets = container.demux(stream)
         if skipping is not None:
             packets = skipping.packets(packets)
-        decoded = 0
         for packet in packets:
             # The empty packet at the end flushes the decoder; it must pass the keyframe filter.
             if keyframes_only and not packet.is_keyframe and packet.size:
                 continue
             for frame in packet.decode():
-                decoded += 1
+                self.decoded_frames += 1
                 t = self._clock(frame)
                 if only_worth_a_look and not skipping.worth_a_look(frame):
                     continue
-                yield frame, t, decoded
-        yield None, math.inf, decoded
+                yield frame, t
 
     def _sampled(self, frame: av.VideoFrame, t: float, shot: int, reason: str) -> SampledFrame:
         return SampledFrame(
@@ -381,16 +346,22 @@ class RefinedSkipping:
     ``size_ratio`` times the usual size of the large ones among the recent inter packets (their 75th
     percentile: the referenced frames, not the cheap skippable ones), i.e. a picture that cannot be
     predicted from the ones before it: a cut, a flash, a large object coming in. At a cut, x264 writes a
-    keyframe or an inter frame 10-30 times the usual size. The first ``known`` inter packets, before that
-    many are there to tell what is usual, are judged against those ``known``, demuxed ahead for it
-    (decoding them all whole instead cost carphone's scene sampling 8 decodes, 6 % of its time). A stream
-    with fewer is decoded whole. The skippable frames shown just before such a
-    reference frame come after it in decoding order, so the ``after`` packets that follow it are decoded
-    whole (8 covers x264's B-pyramids and HEVC's hierarchical groups of 8). Keyframes are always decoded
-    but do not widen the decoding: most sit on the encoder's fixed grid, and a cut on one lands on it
-    exactly. The decoder reads ``skip_frame`` per packet (frame threads included). A stream without
-    B-frames has nothing to skip: everything is decoded, as without this. Of the frames decoded, scene
-    sampling's detector looks at the I and P frames and at every frame decoded whole (``worth_a_look``).
+    keyframe or an inter frame 10-30 times the usual size. The first ``known`` inter packets, before
+    that many are there to tell what is usual, are judged against those ``known``, demuxed ahead for it
+    (decoding them all whole instead cost 5-8 decodes at the start of every segment); a stream with
+    fewer is decoded whole. The skippable frames shown just before such a reference frame come after it
+    in decoding order, so the ``after`` packets that follow it are decoded whole (8 covers x264's
+    B-pyramids and HEVC's hierarchical groups of 8). Keyframes are always decoded but do not widen the
+    decoding: most sit on the encoder's fixed grid, and a cut on one lands on it exactly.
+
+    The decoder reads ``skip_frame`` per packet (frame threads included). H.264 stored as in MP4 goes
+    further: a packet to skip whose picture no other refers to (``h264.unreferenced``, from its slices'
+    nal_ref_idc) is not handed to the decoder at all. FFmpeg's own skip still takes a frame thread's
+    turn, so with one skipped frame between P-frames no two P-frames were ever decoded at once; handed
+    only the frames it decodes, the frame threads overlap them (scene sampling on carphone and
+    camera720: a fifth faster, the same frames). A stream without B-frames has nothing to skip:
+    everything is decoded, as without this. Of the frames decoded, scene sampling's detector looks at
+    the I and P frames and at every frame decoded whole (``worth_a_look``).
 
     ``ticks`` (uniform sampling): the packets that hold the first frame at or after a tick of a grid are
     decoded too, whatever their kind, so the frames a grid picks are exactly those it picks from a full
@@ -408,6 +379,7 @@ class RefinedSkipping:
     ):
         self.codec_context, self.size_ratio, self.after, self.ticks = codec_context, size_ratio, after, ticks
         self.known = known  # inter packets before their usual size means something
+        self._nal_length_size = h264.nal_length_size(codec_context.name, codec_context.extradata)
         self._sizes: deque[int] = deque(maxlen=history)
         self._whole: deque[int | None] = deque(maxlen=4 * after)  # pts of the packets decoded whole lately
         self._usual: float | None = None  # the 75th percentile of the recent inter packet sizes
@@ -448,7 +420,8 @@ class RefinedSkipping:
             if whole_left > 0:
                 self._whole.append(packet.pts)
             whole_left -= 1
-            yield packet
+            if whole or self._nal_length_size is None or not h264.unreferenced(packet, self._nal_length_size):
+                yield packet
 
     def _large(self, size: int) -> bool:
         if len(self._sizes) < self.known:
