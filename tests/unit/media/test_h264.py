@@ -3,7 +3,7 @@
 import av
 import pytest
 
-from vidpipe.media.h264 import nal_length_size, unreferenced
+from vidpipe.media.h264 import may_be_left_out, nal_length_size
 
 
 def _nal(ref_idc: int, nal_type: int, payload: bytes = b"\x88\x84\x00", length_size: int = 4) -> bytes:
@@ -11,30 +11,32 @@ def _nal(ref_idc: int, nal_type: int, payload: bytes = b"\x88\x84\x00", length_s
     return len(body).to_bytes(length_size, "big") + body
 
 
-SEI, SLICE, IDR = 6, 1, 5
+SEI, SLICE, IDR, PPS, AUD = 6, 1, 5, 8, 9
 
 
 @pytest.mark.parametrize(
     ("packet", "expected"),
     [
-        (_nal(0, SEI) + _nal(0, SLICE), True),  # a b-frame behind its SEI: nal_ref_idc 0
-        (_nal(0, SLICE) + _nal(0, SLICE), True),  # two slices, both unreferenced
+        (_nal(0, SLICE) + _nal(0, SLICE), True),  # a b-frame in two slices, as x264 writes them
+        (_nal(0, AUD) + _nal(0, SLICE), True),  # behind an access unit delimiter
         (_nal(2, SLICE), False),  # a P-frame, or a B-frame others refer to
         (_nal(3, IDR), False),
         (_nal(0, SLICE) + _nal(2, SLICE), False),  # (not valid H.264: any reference slice says no)
-        (_nal(0, SEI), False),  # no slice at all
+        (_nal(0, SEI) + _nal(0, SLICE), False),  # an SEI may persist into later pictures: the decoder reads it
+        (_nal(3, PPS) + _nal(0, SLICE), False),  # a parameter set later pictures use
+        (_nal(0, AUD), False),  # no slice at all
         (_nal(0, SLICE)[:-1], False),  # a length running past the end
         (b"", False),
     ],
-    ids=["b-frame", "two-slices", "reference", "idr", "mixed", "no-slice", "truncated", "empty"],
+    ids=["b-frame", "delimited", "reference", "idr", "mixed", "sei", "pps", "no-slice", "truncated", "empty"],
 )
-def test_given_a_packet_when_read_then_only_a_picture_of_unreferenced_slices_is_unreferenced(packet, expected):
-    assert unreferenced(packet, 4) is expected
+def test_given_a_packet_when_read_then_only_unreferenced_slices_and_delimiters_may_be_left_out(packet, expected):
+    assert may_be_left_out(packet, 4) is expected
 
 
 def test_given_two_byte_nal_lengths_when_read_then_the_slices_are_found_behind_them():
-    assert unreferenced(_nal(0, SLICE, length_size=2), 2)
-    assert not unreferenced(_nal(1, SLICE, length_size=2), 2)
+    assert may_be_left_out(_nal(0, SLICE, length_size=2), 2)
+    assert not may_be_left_out(_nal(1, SLICE, length_size=2), 2)
 
 
 def test_given_stream_headers_when_read_then_only_h264_stored_as_in_mp4_gives_a_length_size(cuts_and_fade):

@@ -1,4 +1,5 @@
-"""What an H.264 packet says before it is decoded: whether any other picture refers to its picture.
+"""What an H.264 packet says before it is decoded: whether decoding may leave it out (no other picture
+refers to its picture, and it holds nothing later pictures need).
 
 Only for H.264 stored as in MP4 / MOV (``avcC``: each NAL unit behind its length); streams with start
 codes (MPEG-TS) and other codecs are left to the decoder's own ``skip_frame``.
@@ -6,7 +7,11 @@ codes (MPEG-TS) and other codecs are left to the decoder's own ``skip_frame``.
 
 from __future__ import annotations
 
-_SLICE, _IDR_SLICE = 1, 5  # nal_unit_type of a picture's coded slices (ITU-T H.264 table 7-1)
+_SLICE = 1  # nal_unit_type of a coded slice of a non-IDR picture (ITU-T H.264 table 7-1)
+# Beside them, a packet left out may hold only what says nothing to later pictures: an access unit
+# delimiter, filler. Parameter sets, SEI (some persist, e.g. display orientation), an end of sequence
+# and the rest go to the decoder, which then skips the picture itself (``skip_frame``).
+_HARMLESS = frozenset({9, 12})
 
 
 def nal_length_size(codec_name: str, extradata: bytes | None) -> int | None:
@@ -19,10 +24,11 @@ def nal_length_size(codec_name: str, extradata: bytes | None) -> int | None:
     return size if size in (1, 2, 4) else None
 
 
-def unreferenced(data: bytes | memoryview, length_size: int) -> bool:
-    """Whether the picture in a packet is one no other picture refers to: the packet holds coded slices
-    and every one has nal_ref_idc 0 (7.4.1: zero in one slice of a picture, zero in all). Anything else
-    (no slice, a length running past the end) says False, and the packet is decoded as usual."""
+def may_be_left_out(data: bytes | memoryview, length_size: int) -> bool:
+    """Whether a packet can be left out of decoding: it holds the coded slices of a picture no other
+    picture refers to (nal_ref_idc 0 in each: 7.4.1, zero in one slice of a picture, zero in all) and
+    nothing else that matters to later pictures. Anything else (another NAL unit, no slice, a length
+    running past the end) says False, and the packet is decoded as usual."""
     view = memoryview(data)
     end, at, slices = len(view), 0, 0
     while at < end:
@@ -32,9 +38,9 @@ def unreferenced(data: bytes | memoryview, length_size: int) -> bool:
         header = view[at + length_size]
         if length == 0 or at + length_size + length > end:
             return False
-        if header & 0x1F in (_SLICE, _IDR_SLICE):
-            if header >> 5 & 3:
-                return False
+        if header & 0x1F == _SLICE and not header >> 5 & 3:
             slices += 1
+        elif header & 0x1F not in _HARMLESS:
+            return False
         at += length_size + length
     return slices > 0

@@ -355,8 +355,8 @@ class RefinedSkipping:
     decoding: most sit on the encoder's fixed grid, and a cut on one lands on it exactly.
 
     The decoder reads ``skip_frame`` per packet (frame threads included). H.264 stored as in MP4 goes
-    further: a packet to skip whose picture no other refers to (``h264.unreferenced``, from its slices'
-    nal_ref_idc) is not handed to the decoder at all. FFmpeg's own skip still takes a frame thread's
+    further: a packet to skip that holds only slices no other picture refers to (their nal_ref_idc) is
+    not handed to the decoder at all (``h264.may_be_left_out``). FFmpeg's own skip still takes a frame thread's
     turn, so with one skipped frame between P-frames no two P-frames were ever decoded at once; handed
     only the frames it decodes, the frame threads overlap them (scene sampling on carphone and
     camera720: a fifth faster, the same frames). A stream without B-frames has nothing to skip:
@@ -420,7 +420,7 @@ class RefinedSkipping:
             if whole_left > 0:
                 self._whole.append(packet.pts)
             whole_left -= 1
-            if whole or self._nal_length_size is None or not h264.unreferenced(packet, self._nal_length_size):
+            if whole or self._nal_length_size is None or not h264.may_be_left_out(packet, self._nal_length_size):
                 yield packet
 
     def _large(self, size: int) -> bool:
