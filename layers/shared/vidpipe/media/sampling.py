@@ -96,8 +96,8 @@ class SegmentSampler:
     """Sample one segment: iterate it (or ``frames()``) for ``SampledFrame``s.
 
     During and after an iteration: ``cuts`` holds the segment's cuts found so
-    far, ``decoded_frames`` counts the frames the decoder produced up to the one
-    handed out last (pre-roll included), ``detected_frames`` those the shot detector looked at,
+    far, ``decoded_frames`` counts the frames the decoder produced (pre-roll
+    included), ``detected_frames`` those the shot detector looked at,
     ``truncated`` says whether ``max_frames`` stopped it early.
     Iterating again decodes again from the start.
     """
@@ -356,9 +356,9 @@ class RefinedSkipping:
 
     The decoder reads ``skip_frame`` per packet (frame threads included). H.264 stored as in MP4 goes
     further: a packet to skip that holds only slices no other picture refers to (their nal_ref_idc) is
-    not handed to the decoder at all (``h264.may_be_left_out``). FFmpeg's own skip still takes a frame thread's
-    turn, so with one skipped frame between P-frames no two P-frames were ever decoded at once; handed
-    only the frames it decodes, the frame threads overlap them (scene sampling on carphone and
+    not handed to the decoder at all (``h264.may_be_left_out``). FFmpeg's own skip still takes a frame
+    thread's turn, so with one skipped frame between P-frames no two P-frames were ever decoded at once;
+    handed only the frames it decodes, the frame threads overlap them (scene sampling on carphone and
     camera720: a fifth faster, the same frames). A stream without B-frames has nothing to skip:
     everything is decoded, as without this. Of the frames decoded, scene sampling's detector looks at
     the I and P frames and at every frame decoded whole (``worth_a_look``).
